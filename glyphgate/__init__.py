@@ -1,0 +1,1 @@
+"""glyphgate: the console entry point over the training, calibration and serving packages."""

@@ -1,0 +1,54 @@
+"""`glyphgate <command>`: one console command for every step of the pipeline.
+
+Sub-command modules are imported only when used, so `glyphgate --help` stays fast and the
+packages keep their one-way imports (this module is the only one that sees them all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command path -> module that defines add_arguments(parser) and run(args)
+COMMANDS = {
+    ("data", "synth"): ("training.cli_data", "synth", "write the embedded synthetic glyph corpus and OOD suites"),
+    ("data", "check"): ("training.cli_data", "check", "load a data folder (course npy layout or image folders) and summarise it"),
+}
+
+
+class UserError(Exception):
+    """Raised by commands for mistakes the user can fix; printed as one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="glyphgate", description="JEM glyph classifier, OOD detector and generator")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for path, (module, name, help_text) in COMMANDS.items():
+        if len(path) == 1:
+            sub = top.add_parser(path[0], help=help_text, description=help_text)
+        else:
+            if path[0] not in groups:
+                grp = top.add_parser(path[0], help=f"{path[0]} commands")
+                groups[path[0]] = grp.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+            sub = groups[path[0]].add_parser(path[1], help=help_text, description=help_text)
+        sub.set_defaults(_target=(module, name))
+        mod = importlib.import_module(module)
+        getattr(mod, f"add_{name}_arguments")(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module, name = args._target
+    from training.errors import DataError
+
+    try:
+        return int(getattr(importlib.import_module(module), name)(args) or 0)
+    except (DataError, UserError, FileNotFoundError) as e:
+        print(f"glyphgate: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("glyphgate: interrupted", file=sys.stderr)
+        return 130

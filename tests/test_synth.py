@@ -1,0 +1,95 @@
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from training.synth import ood
+from training.synth.corpus import DEFAULT_TOTAL, split_labels, split_sizes, synthesize
+from training.synth.faces import CLASSES, PRINT_FACES, faces_for
+
+
+def _hashes(folder):
+    files = sorted(p for p in folder.rglob("*.npy"))
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_classes_are_the_42_of_the_corpus():
+    assert len(CLASSES) == 42 == len(set(CLASSES))
+    assert CLASSES[26] == "ſ" and CLASSES[27:32] == list("āēīōū") and CLASSES[32:] == list("ABCDEIMNPS")
+
+
+def test_every_class_has_many_typefaces():
+    assert len(PRINT_FACES) >= 8
+    assert all(len(faces_for(c)) >= 8 for c in CLASSES)
+    assert any(f.name.startswith("STIX-Fraktur") for f in PRINT_FACES)
+
+
+def test_default_split_sizes_match_the_course():
+    assert split_sizes(DEFAULT_TOTAL) == {"train": 11319, "val": 2426, "test": 2426}
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_default_splits_are_class_balanced_within_10_percent(split):
+    n = split_sizes(DEFAULT_TOTAL)[split]
+    counts = np.bincount(split_labels(0, split, n), minlength=42)
+    assert counts.sum() == n
+    assert counts.max() <= 1.1 * counts.mean() and counts.min() >= 0.9 * counts.mean()
+
+
+def test_same_seed_is_byte_identical_whatever_the_worker_count(tmp_path, tiny_corpus):
+    synthesize(tmp_path / "again", seed=0, total=420, ood_per_kind=12, workers=2)
+    assert _hashes(tmp_path / "again") == _hashes(tiny_corpus)
+
+
+def test_other_seed_differs(tmp_path):
+    synthesize(tmp_path / "a", seed=0, total=126, ood_per_kind=1, workers=1)
+    synthesize(tmp_path / "b", seed=1, total=126, ood_per_kind=1, workers=1)
+    assert _hashes(tmp_path / "a")["train.npy"] != _hashes(tmp_path / "b")["train.npy"]
+
+
+def test_course_layout_files(tiny_corpus):
+    for split, n in split_sizes(420).items():
+        with open(tiny_corpus / f"{split}.npy", "rb") as f:
+            x, y = np.load(f), np.load(f)
+        assert x.shape == (n, 64, 64) and x.dtype == np.uint8 and y.shape == (n,)
+        counts = np.bincount(y, minlength=42)
+        assert counts.max() - counts.min() <= 1
+        # dark ink on light paper: the median pixel is paper
+        assert np.median(x) > 128
+    for name in ("ood_ta", "ood_tb"):
+        assert np.load(tiny_corpus / f"{name}.npy").shape == (12, 64, 64)
+
+
+def test_manifest_names_every_ood_set_and_its_kind(tiny_corpus):
+    manifest = json.loads((tiny_corpus / "classes.json").read_text(encoding="utf-8"))
+    assert manifest["classes"] == CLASSES
+    kinds = {name: info["kind"] for name, info in manifest["ood"].items()}
+    assert {k for k, v in kinds.items() if v == "far"} == set(ood.FAR) | {"ood_tb"}
+    assert {k for k, v in kinds.items() if v == "near"} == set(ood.NEAR) | {"ood_ta"}
+    assert manifest["ood"]["ood_ta"]["mix"] == ood.NEAR and manifest["ood"]["ood_tb"]["mix"] == ood.FAR
+    for info in manifest["ood"].values():
+        assert (tiny_corpus / info["file"]).is_file()
+
+
+def test_previews_are_written(tiny_corpus):
+    from PIL import Image
+
+    names = {p.name for p in (tiny_corpus / "preview").glob("*.png")}
+    assert {"train.png", "val.png", "test.png", "ood_ta.png", "ood_tb.png"} <= names
+    assert {f"ood_{k}.png" for k in ood.GENERATORS} <= names
+    with Image.open(tiny_corpus / "preview" / "train.png") as im:
+        assert im.width > 64 and np.asarray(im).std() > 10
+
+
+def test_ood_kinds_are_distinct_from_each_other(tiny_corpus):
+    means = {k: float(np.load(tiny_corpus / "ood" / f"{k}.npy").mean()) for k in ood.GENERATORS}
+    assert len(set(round(m, 3) for m in means.values())) == len(means)
+
+
+def test_some_scans_are_bitonal(tmp_path):
+    synthesize(tmp_path, seed=3, total=420, ood_per_kind=1, workers=1)
+    with open(tmp_path / "train.npy", "rb") as f:
+        x = np.load(f)
+    bitonal = [np.isin(im, (0, 255)).all() for im in x]
+    assert 0.05 < np.mean(bitonal) < 0.3
