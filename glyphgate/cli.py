@@ -14,6 +14,8 @@ import sys
 COMMANDS = {
     ("data", "synth"): ("training.cli_data", "synth", "write the embedded synthetic glyph corpus and OOD suites"),
     ("data", "check"): ("training.cli_data", "check", "load a data folder (course npy layout or image folders) and summarise it"),
+    ("train",): ("training.cli_train", "train", "train a JEM (or ebm / classifier baseline) with Lightning"),
+    ("generate",): ("training.cli_train", "generate", "sample glyphs from a checkpoint by SGLD (PNG grid, optional chain strip)"),
 }
 
 
@@ -42,13 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module, name = args._target
-    from training.errors import DataError
+    from training.errors import DataError, DivergenceError
 
     try:
         return int(getattr(importlib.import_module(module), name)(args) or 0)
     except (DataError, UserError, FileNotFoundError) as e:
         print(f"glyphgate: error: {e}", file=sys.stderr)
         return 2
+    except DivergenceError as e:
+        print(f"glyphgate: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("glyphgate: interrupted", file=sys.stderr)
         return 130

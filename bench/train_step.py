@@ -1,0 +1,53 @@
+"""Seconds per training iteration, jem vs classifier, same batch size, measured in one run.
+
+    python bench/train_step.py [--batch-size 64] [--iters 30] [--width 32] [--sgld-steps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from training.config import TrainConfig
+from training.module import JEMModule
+
+
+def seconds_per_iteration(mode: str, args) -> float:
+    torch.manual_seed(0)
+    cfg = TrainConfig(mode=mode, width=args.width, sgld_steps=args.sgld_steps, batch_size=args.batch_size)
+    module = JEMModule(42, **cfg.__dict__)
+    opt = torch.optim.Adam(module.parameters(), lr=1e-4)
+    x = torch.rand(args.batch_size, 1, 56, 56) * 2 - 1
+    y = torch.randint(0, 42, (args.batch_size,))
+    module.log = lambda *a, **k: None  # no Trainer attached: logging is a no-op here
+    module.log_dict = lambda *a, **k: None
+    for i in range(args.warmup + args.iters):
+        if i == args.warmup:
+            t0 = time.perf_counter()
+        opt.zero_grad()
+        module.training_step((x, y), i).backward()
+        opt.step()
+    return (time.perf_counter() - t0) / args.iters
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--iters", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--width", type=int, default=TrainConfig.width)
+    p.add_argument("--sgld-steps", type=int, default=TrainConfig.sgld_steps)
+    args = p.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
+          f"width {args.width}, sgld_steps {args.sgld_steps}")
+    jem = seconds_per_iteration("jem", args)
+    clf = seconds_per_iteration("classifier", args)
+    print(f"jem        {jem * 1000:8.1f} ms/iteration")
+    print(f"classifier {clf * 1000:8.1f} ms/iteration")
+    print(f"ratio jem/classifier {jem / clf:.1f}x  (SGLD steps + 1 = {args.sgld_steps + 1})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from glyphgate.cli import main
+from training.config import TrainConfig
+from training.errors import DataError, DivergenceError
+from training.module import JEMModule
+from training.train import run_training
+
+TINY = dict(width=16, batch_size=32, sgld_steps=2, buffer_size=128, max_epochs=2, warmup_steps=5, max_time=None)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(train_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(**{**TINY, "max_epochs": 14, "lr": 3e-3})
+    (out / "cfg.json").write_text(json.dumps(cfg.__dict__))
+    assert main(["train", "--data", str(train_corpus), "--out", str(out / "jem"), "--config", str(out / "cfg.json")]) == 0
+    return out / "jem"
+
+
+@pytest.mark.slow
+def test_tiny_train_run_learns_and_leaves_its_files(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    # 42 classes, chance is 2.4 %; 14 short epochs on 21 images per class get well above it
+    assert metrics["test_acc"] > 0.15
+    assert set(metrics["energy_auroc"]) >= {"ood_ta", "ood_tb", "uniform_noise"}
+    assert (tiny_run / "checkpoints" / "last.ckpt").is_file() and (tiny_run / "checkpoints" / "best.ckpt").is_file()
+    assert json.loads((tiny_run / "config.json").read_text())["sgld_steps"] == 2
+    assert any((tiny_run / "samples").glob("epoch*.png"))
+
+
+@pytest.mark.slow
+def test_generate_turns_the_checkpoint_into_pngs(tiny_run, tmp_path):
+    out = tmp_path / "grid.png"
+    ckpt = str(tiny_run / "checkpoints" / "last.ckpt")
+    assert main(["generate", "--ckpt", ckpt, "--out", str(out), "--n", "9", "--steps", "8", "--label", "ā", "--chain"]) == 0
+    with Image.open(out) as im:
+        assert im.size == (3 * 56 + 4 * 2, 3 * 56 + 4 * 2)
+    with Image.open(tmp_path / "grid_chain.png") as im:
+        assert im.width == 9 * 56 + 10 * 2
+
+
+@pytest.mark.slow
+def test_generate_rejects_an_unknown_label(tiny_run, tmp_path, capsys):
+    ckpt = str(tiny_run / "checkpoints" / "last.ckpt")
+    assert main(["generate", "--ckpt", ckpt, "--out", str(tmp_path / "g.png"), "--label", "Ж"]) == 2
+    assert "not a class of this model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_checkpoint_restores_weights_and_buffer(tiny_run):
+    ckpt = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    module = JEMModule.load_from_checkpoint(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert torch.equal(module.buffer.chains, ckpt["state_dict"]["buffer.chains"])
+    assert torch.equal(module.net.head.weight, ckpt["state_dict"]["net.head.weight"])
+    assert bool(module.init.fitted)
+    assert module.buffer.chains.shape == (1, 128, 1, 56, 56)
+    # a new module starts from fresh noise: the chains really come from the checkpoint
+    assert not torch.equal(JEMModule(42, **TINY).buffer.chains, module.buffer.chains)
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_checkpoint(train_corpus, tmp_path):
+    out = tmp_path / "run"
+    run_training(str(train_corpus), str(out), TrainConfig(**{**TINY, "max_epochs": 1}))
+    first = JEMModule.load_from_checkpoint(out / "checkpoints" / "last.ckpt", map_location="cpu")
+    metrics = run_training(str(train_corpus), str(out), TrainConfig(**{**TINY, "max_epochs": 2}), resume=True)
+    second = JEMModule.load_from_checkpoint(out / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert metrics["epochs"] == 2
+    assert not torch.equal(first.buffer.chains, second.buffer.chains)
+
+
+class _PoisonAfter:
+    """Lightning callback that sets a weight to NaN once a checkpoint exists."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def __call__(self, trainer, module):
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                module.net.head.weight[0, 0] = float("nan")
+
+
+def test_divergence_guard_fires_on_nan():
+    module = JEMModule(42, **{**TINY})
+    with torch.no_grad():
+        module.net.head.weight[0, 0] = float("nan")
+    module.log = module.log_dict = lambda *a, **k: None
+    x, y = torch.rand(8, 1, 56, 56) * 2 - 1, torch.randint(0, 42, (8,))
+    with pytest.raises(DivergenceError, match="NaN"):
+        module.training_step((x, y), 0)
+
+
+@pytest.mark.slow
+def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(train_corpus, tmp_path, monkeypatch):
+    import pytorch_lightning as pl
+
+    poison = _PoisonAfter(step=30)  # the first epoch (27 steps) has been checkpointed by then
+    monkeypatch.setattr(JEMModule, "on_train_batch_start", lambda self, batch, idx: poison(self.trainer, self))
+    out = tmp_path / "run"
+    with pytest.raises(DivergenceError, match="last good checkpoint is .*last.ckpt"):
+        run_training(str(train_corpus), str(out), TrainConfig(**{**TINY, "max_epochs": 3}))
+    kept = JEMModule.load_from_checkpoint(out / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert all(torch.isfinite(p).all() for p in kept.parameters())
+    assert isinstance(kept, pl.LightningModule)
+
+
+def test_train_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "data folder not found" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"widht": 3}')
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--config", str(tmp_path / "bad.json")]) == 2
+    assert "unknown setting(s) widht" in capsys.readouterr().err
+
+
+def test_config_rejects_a_bad_mode():
+    with pytest.raises(DataError):
+        TrainConfig(mode="gan")

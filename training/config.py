@@ -1,0 +1,65 @@
+"""Every training hyperparameter in one place; each run saves its own copy as config.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from .errors import DataError
+
+MODES = ("jem", "ebm", "classifier")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    mode: str = "jem"
+    width: int = 16
+    batch_size: int = 64
+    max_epochs: int = 45
+    max_time: str | None = "00:00:29:00"  # DD:HH:MM:SS wall-clock cap (the 30-minute CPU budget)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    seed: int = 0
+    # p(x) term (Eq. 3 + L2 on both energies)
+    px_weight: float = 1.0
+    l2_alpha: float = 0.1
+    # SGLD
+    sgld_steps: int = 5
+    sgld_step_size: float = 1.0
+    sgld_noise: float = 0.01
+    sgld_grad_clamp: float | None = 0.03
+    buffer_size: int = 4096
+    reinit_freq: float = 0.05
+    init: str = "informative"  # or "noise"
+    init_rank: int = 16
+    # validation
+    ood_val_set: str = "ood_tb"
+    divergence_limit: float = 1e4  # |energy| beyond this stops the run
+    accelerator: str = "auto"
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise DataError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        if self.init not in ("informative", "noise"):
+            raise DataError(f"init {self.init!r}: expected 'informative' or 'noise'")
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"{path}: config file not found") from None
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON ({e})") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise DataError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,161 @@
+"""JEMModule: Eq. 7 training (log q(x) by contrastive divergence + log q(y|x) by cross-entropy)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from .config import TrainConfig
+from .errors import DivergenceError
+from .model import EnergyCNN
+from .sampler import InformativeInit, ReplayBuffer, SGLDSampler
+
+
+class JEMModule(pl.LightningModule):
+    def __init__(self, num_classes: int, classes: list[str] | None = None, **config):
+        super().__init__()
+        self.cfg = TrainConfig(**config)
+        self.save_hyperparameters({"num_classes": num_classes, "classes": classes, **dataclasses.asdict(self.cfg)})
+        self.classes = classes or [str(i) for i in range(num_classes)]
+        self.net = EnergyCNN(1 if self.cfg.mode == "ebm" else num_classes, self.cfg.width)
+        self.init = InformativeInit(num_classes, self.cfg.init_rank)
+        self.buffer = ReplayBuffer(self.cfg.buffer_size)
+        self.sample_dir: Path | None = None
+        self._val_energy: list[torch.Tensor] = []
+
+    # -- the model and its sampler ---------------------------------------------------------
+    def forward(self, x, y=None):
+        return self.net(x, y)
+
+    def sampler(self, **overrides) -> SGLDSampler:
+        c = self.cfg
+        kw = dict(steps=c.sgld_steps, step_size=c.sgld_step_size, noise=c.sgld_noise,
+                  grad_clamp=c.sgld_grad_clamp, reinit=c.reinit_freq)
+        kw.update(overrides)
+        init = self.init if c.init == "informative" else None
+        return SGLDSampler(self.net, self.hparams.num_classes, buffer=self.buffer, init=init, **kw)
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if stage == "fit" and dm is not None and not bool(self.init.fitted) and self.cfg.init == "informative":
+            x, y = dm.data.splits["train"]
+            self.init.fit(x, y)
+            # Start every chain from the informative init, as JEM++ does.
+            labels = torch.randint(0, self.hparams.num_classes, (self.buffer.capacity,))
+            self.buffer.chains[0] = self.init.sample(labels)
+
+    # -- Eq. 7 -------------------------------------------------------------------------------
+    def px_step(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Contrastive divergence (Eq. 3) plus alpha * (E_real^2 + E_fake^2)."""
+        fake, _, _ = self.sampler().sample(len(x))
+        f_real, f_fake = self.net(x), self.net(fake)
+        cdiv = f_fake.mean() - f_real.mean()  # = E_real - E_fake
+        reg = self.cfg.l2_alpha * (f_real.pow(2).mean() + f_fake.pow(2).mean())
+        self._guard(f_real, f_fake)
+        return cdiv + reg, {"energy_real": -f_real.mean().detach(), "energy_fake": -f_fake.mean().detach(), "cdiv": cdiv.detach()}
+
+    def pyx_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        logits = self.net.get_logits(x)
+        loss = F.cross_entropy(logits, y)
+        return loss, {"acc": (logits.argmax(1) == y).float().mean().detach()}
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = x.new_zeros(())
+        logs = {}
+        if self.cfg.mode in ("jem", "classifier"):
+            ce, extra = self.pyx_step(x, y)
+            loss = loss + ce
+            logs.update(ce=ce.detach(), **extra)
+        if self.cfg.mode in ("jem", "ebm"):
+            px, extra = self.px_step(x)
+            loss = loss + self.cfg.px_weight * px
+            logs.update(px=px.detach(), **extra)
+        if not torch.isfinite(loss):
+            self._diverged(f"loss is {loss.item()}")
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=False)
+        self.log("train/loss", loss.detach(), prog_bar=True)
+        return loss
+
+    def _guard(self, *fs: torch.Tensor) -> None:
+        for f in fs:
+            if not torch.isfinite(f).all():
+                self._diverged("energies are NaN or infinite")
+            if f.abs().max() > self.cfg.divergence_limit:
+                self._diverged(f"|energy| reached {f.abs().max().item():.3g} (> {self.cfg.divergence_limit:g})")
+
+    def _diverged(self, why: str):
+        ckpt = getattr(self.trainer, "checkpoint_callback", None) if self._trainer else None
+        kept = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "") if ckpt else ""
+        where = f"; the last good checkpoint is {kept}" if kept else "; no checkpoint had been written yet"
+        raise DivergenceError(f"training diverged at epoch {self.current_epoch}, step {self.global_step}: {why}{where}. "
+                              "Lower lr or sgld_step_size, or raise l2_alpha.")
+
+    # -- validation: accuracy, energies real vs buffer, energy AUROC vs one OOD suite --------
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.net.get_logits(x)
+        energy = -torch.logsumexp(logits, 1)  # with one output (ebm) this is just -logit
+        self._val_energy.append(energy.detach().cpu())
+        if self.cfg.mode != "ebm":
+            self.log("val/acc", (logits.argmax(1) == y).float().mean(), prog_bar=True)
+            self.log("val/ce", F.cross_entropy(logits, y))
+
+    @torch.no_grad()
+    def energies(self, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+        out = [self.net.energy(x[i : i + batch].to(self.device)).cpu() for i in range(0, len(x), batch)]
+        return torch.cat(out) if out else torch.empty(0)
+
+    def on_validation_epoch_end(self):
+        e_val = torch.cat(self._val_energy) if self._val_energy else torch.empty(0)
+        self._val_energy.clear()
+        if len(e_val) == 0:
+            return
+        self.log("val/energy_real", e_val.mean())
+        buf = self.buffer.chains[0, :256]
+        self.log("val/energy_buffer", self.energies(buf).mean())
+        auroc = self._val_auroc(e_val)
+        self.log("val/auroc", auroc, prog_bar=True)
+        if self.sample_dir is not None and self.cfg.mode != "classifier" and not self.trainer.sanity_checking:
+            from torchvision.utils import save_image
+
+            self.sample_dir.mkdir(parents=True, exist_ok=True)
+            save_image(buf[:64].cpu() * 0.5 + 0.5, self.sample_dir / f"epoch{self.current_epoch:03d}.png", nrow=8)
+
+    def _val_auroc(self, e_val: torch.Tensor) -> float:
+        dm = getattr(self.trainer, "datamodule", None)
+        ood = getattr(getattr(dm, "data", None), "ood", {}) if dm is not None else {}
+        x_ood = ood.get(self.cfg.ood_val_set)
+        if x_ood is None and ood:
+            x_ood = next(iter(ood.values()))
+        if x_ood is None:
+            return float("nan")
+        e_ood = self.energies(x_ood)
+        scores = torch.cat([e_val, e_ood]).numpy()
+        labels = np.r_[np.zeros(len(e_val)), np.ones(len(e_ood))]
+        return float(roc_auc_score(labels, scores)) if np.isfinite(scores).all() else 0.0
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        if self.cfg.mode != "ebm":
+            self.log("test/acc", (self.net.get_logits(x).argmax(1) == y).float().mean())
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        total = max(1, self.trainer.estimated_stepping_batches)
+        warm = min(self.cfg.warmup_steps, total // 4)
+
+        def schedule(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

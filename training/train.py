@@ -1,0 +1,77 @@
+"""One training run: data module, JEMModule, Lightning Trainer, checkpoints, final metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+from sklearn.metrics import roc_auc_score
+
+from .config import TrainConfig
+from .data import GlyphData, GlyphDataModule
+from .errors import DataError
+from .module import JEMModule
+
+
+def energy_aurocs(module: JEMModule, data: GlyphData) -> dict[str, float]:
+    """Energy AUROC of the ID test split against every OOD set (higher energy = OOD)."""
+    e_id = module.energies(data.splits["test"][0]).numpy()
+    out = {}
+    for name, x in data.ood.items():
+        e_ood = module.energies(x).numpy()
+        scores = np.r_[e_id, e_ood]
+        labels = np.r_[np.zeros(len(e_id)), np.ones(len(e_ood))]
+        out[name] = float(roc_auc_score(labels, scores)) if np.isfinite(scores).all() else float("nan")
+    return out
+
+
+def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = False) -> dict:
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if resume and not last.is_file():
+        raise DataError(f"{last}: nothing to resume")
+    if resume:
+        saved = TrainConfig.from_file(out / "config.json")
+        cfg = TrainConfig(**{**saved.__dict__, "max_epochs": cfg.max_epochs})
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.json")
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    dm = GlyphDataModule(data_dir, batch_size=cfg.batch_size, seed=cfg.seed)
+    dm.setup("fit")
+    module = JEMModule(dm.data.num_classes, dm.data.classes, **cfg.__dict__)
+    module.sample_dir = out / "samples"
+    monitor = ("val/acc", "max") if cfg.mode == "classifier" else ("val/auroc", "max")
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor[0], mode=monitor[1], save_last=True)
+    trainer = pl.Trainer(
+        default_root_dir=out, max_epochs=cfg.max_epochs, max_time=cfg.max_time, accelerator=cfg.accelerator,
+        devices=1, logger=CSVLogger(out, name="logs"), callbacks=[checkpoint], log_every_n_steps=20,
+        gradient_clip_val=None, enable_model_summary=False, deterministic=False,
+        # SGLD needs input gradients during validation sample grids and energy checks.
+        inference_mode=False,
+    )
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+
+    best = checkpoint.best_model_path or str(last)
+    module = JEMModule.load_from_checkpoint(best, map_location="cpu").eval()
+    test = trainer.test(module, datamodule=dm, verbose=False)[0] if cfg.mode != "ebm" else {}
+    aurocs = energy_aurocs(module, dm.data)
+    kinds = dm.data.ood_kind
+    metrics = {
+        "checkpoint": best,
+        "mode": cfg.mode,
+        "epochs": trainer.current_epoch,
+        "test_acc": test.get("test/acc"),
+        "energy_auroc": aurocs,
+        "energy_auroc_far_min": min((v for k, v in aurocs.items() if kinds.get(k) == "far"), default=None),
+        "energy_auroc_near_mean": float(np.mean([v for k, v in aurocs.items() if kinds.get(k) == "near"]))
+        if any(kinds.get(k) == "near" for k in aurocs) else None,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return metrics
