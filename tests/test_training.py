@@ -121,3 +121,11 @@ def test_train_cli_errors_are_one_line(tmp_path, capsys):
 def test_config_rejects_a_bad_mode():
     with pytest.raises(DataError):
         TrainConfig(mode="gan")
+
+
+@pytest.mark.slow
+def test_last_checkpoint_is_the_newest_epoch(tiny_run):
+    last = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert last["epoch"] == metrics["epochs"] - 1
+    assert metrics["last"]["checkpoint"].endswith("last.ckpt") and metrics["last"]["test_acc"] is not None

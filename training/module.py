@@ -92,8 +92,10 @@ class JEMModule(pl.LightningModule):
                 self._diverged(f"|energy| reached {f.abs().max().item():.3g} (> {self.cfg.divergence_limit:g})")
 
     def _diverged(self, why: str):
-        ckpt = getattr(self.trainer, "checkpoint_callback", None) if self._trainer else None
-        kept = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "") if ckpt else ""
+        callbacks = self._trainer.checkpoint_callbacks if self._trainer else []
+        written = [Path(p) for cb in callbacks for p in (cb.last_model_path, cb.best_model_path) if p]
+        written = [p for p in written if p.is_file()]
+        kept = str(max(written, key=lambda p: p.stat().st_mtime)) if written else ""
         where = f"; the last good checkpoint is {kept}" if kept else "; no checkpoint had been written yet"
         raise DivergenceError(f"training diverged at epoch {self.current_epoch}, step {self.global_step}: {why}{where}. "
                               "Lower lr or sgld_step_size, or raise l2_alpha.")

@@ -48,10 +48,15 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
     module = JEMModule(dm.data.num_classes, dm.data.classes, **cfg.__dict__)
     module.sample_dir = out / "samples"
     monitor = ("val/acc", "max") if cfg.mode == "classifier" else ("val/auroc", "max")
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor[0], mode=monitor[1], save_last=True)
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor[0], mode=monitor[1],
+                                 enable_version_counter=False)
+    # save_last only copies when a new best is saved; resume and the divergence guard need
+    # the newest epoch, so a second callback writes last.ckpt after every validation.
+    latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                             enable_version_counter=False)
     trainer = pl.Trainer(
         default_root_dir=out, max_epochs=cfg.max_epochs, max_time=cfg.max_time, accelerator=cfg.accelerator,
-        devices=1, logger=CSVLogger(out, name="logs"), callbacks=[checkpoint], log_every_n_steps=20,
+        devices=1, logger=CSVLogger(out, name="logs"), callbacks=[checkpoint, latest], log_every_n_steps=20,
         gradient_clip_val=None, enable_model_summary=False, deterministic=False,
         # SGLD needs input gradients during validation sample grids and energy checks.
         inference_mode=False,
@@ -59,19 +64,24 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
 
     best = checkpoint.best_model_path or str(last)
-    module = JEMModule.load_from_checkpoint(best, map_location="cpu").eval()
-    test = trainer.test(module, datamodule=dm, verbose=False)[0] if cfg.mode != "ebm" else {}
-    aurocs = energy_aurocs(module, dm.data)
-    kinds = dm.data.ood_kind
-    metrics = {
-        "checkpoint": best,
-        "mode": cfg.mode,
-        "epochs": trainer.current_epoch,
-        "test_acc": test.get("test/acc"),
-        "energy_auroc": aurocs,
-        "energy_auroc_far_min": min((v for k, v in aurocs.items() if kinds.get(k) == "far"), default=None),
-        "energy_auroc_near_mean": float(np.mean([v for k, v in aurocs.items() if kinds.get(k) == "near"]))
-        if any(kinds.get(k) == "near" for k in aurocs) else None,
-    }
+    metrics = {"mode": cfg.mode, "epochs": trainer.current_epoch, **evaluate(trainer, dm, best)}
+    metrics["last"] = evaluate(trainer, dm, str(last))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
+
+
+def evaluate(trainer: pl.Trainer, dm: GlyphDataModule, ckpt: str) -> dict:
+    """Test accuracy and energy AUROC per OOD set (and the far minimum / near mean) of one checkpoint."""
+    module = JEMModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    test = trainer.test(module, datamodule=dm, verbose=False)[0] if module.cfg.mode != "ebm" else {}
+    aurocs = energy_aurocs(module, dm.data)
+    kinds = dm.data.ood_kind
+    far = [v for k, v in aurocs.items() if kinds.get(k) == "far"]
+    near = [v for k, v in aurocs.items() if kinds.get(k) == "near"]
+    return {
+        "checkpoint": ckpt,
+        "test_acc": test.get("test/acc"),
+        "energy_auroc": aurocs,
+        "energy_auroc_far_min": min(far) if far else None,
+        "energy_auroc_near_mean": float(np.mean(near)) if near else None,
+    }
