@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 from sklearn.metrics import roc_auc_score
 
@@ -56,7 +56,7 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
                              enable_version_counter=False)
     trainer = pl.Trainer(
         default_root_dir=out, max_epochs=cfg.max_epochs, max_time=cfg.max_time, accelerator=cfg.accelerator,
-        devices=1, logger=CSVLogger(out, name="logs"), callbacks=[checkpoint, latest], log_every_n_steps=20,
+        devices=1, logger=CSVLogger(out, name="logs"), callbacks=[checkpoint, latest, TQDMProgressBar(refresh_rate=20)], log_every_n_steps=20,
         gradient_clip_val=None, enable_model_summary=False, deterministic=False,
         # SGLD needs input gradients during validation sample grids and energy checks.
         inference_mode=False,
