@@ -18,6 +18,13 @@ from .model import EnergyCNN
 from .sampler import InformativeInit, ReplayBuffer, SGLDSampler
 
 
+def energy_auroc(e_id: torch.Tensor, e_ood: torch.Tensor, nan_as: float = float("nan")) -> float:
+    """AUROC of separating OOD (positive) from ID by energy; higher energy = more OOD."""
+    scores = torch.cat([e_id, e_ood]).numpy()
+    labels = np.r_[np.zeros(len(e_id)), np.ones(len(e_ood))]
+    return float(roc_auc_score(labels, scores)) if np.isfinite(scores).all() else nan_as
+
+
 class JEMModule(pl.LightningModule):
     def __init__(self, num_classes: int, classes: list[str] | None = None, **config):
         super().__init__()
@@ -139,10 +146,7 @@ class JEMModule(pl.LightningModule):
             x_ood = next(iter(ood.values()))
         if x_ood is None:
             return float("nan")
-        e_ood = self.energies(x_ood)
-        scores = torch.cat([e_val, e_ood]).numpy()
-        labels = np.r_[np.zeros(len(e_val)), np.ones(len(e_ood))]
-        return float(roc_auc_score(labels, scores)) if np.isfinite(scores).all() else 0.0
+        return energy_auroc(e_val, self.energies(x_ood), nan_as=0.0)
 
     def test_step(self, batch, batch_idx):
         x, y = batch

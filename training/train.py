@@ -10,24 +10,17 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
-from sklearn.metrics import roc_auc_score
 
 from .config import TrainConfig
 from .data import GlyphData, GlyphDataModule
 from .errors import DataError
-from .module import JEMModule
+from .module import JEMModule, energy_auroc
 
 
 def energy_aurocs(module: JEMModule, data: GlyphData) -> dict[str, float]:
     """Energy AUROC of the ID test split against every OOD set (higher energy = OOD)."""
-    e_id = module.energies(data.splits["test"][0]).numpy()
-    out = {}
-    for name, x in data.ood.items():
-        e_ood = module.energies(x).numpy()
-        scores = np.r_[e_id, e_ood]
-        labels = np.r_[np.zeros(len(e_id)), np.ones(len(e_ood))]
-        out[name] = float(roc_auc_score(labels, scores)) if np.isfinite(scores).all() else float("nan")
-    return out
+    e_id = module.energies(data.splits["test"][0])
+    return {name: energy_auroc(e_id, module.energies(x)) for name, x in data.ood.items()}
 
 
 def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = False) -> dict:
