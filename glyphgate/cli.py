@@ -16,6 +16,10 @@ COMMANDS = {
     ("data", "check"): ("training.cli_data", "check", "load a data folder (course npy layout or image folders) and summarise it"),
     ("train",): ("training.cli_train", "train", "train a JEM (or ebm / classifier baseline) with Lightning"),
     ("generate",): ("training.cli_train", "generate", "sample glyphs from a checkpoint by SGLD (PNG grid, optional chain strip)"),
+    ("export",): ("training.cli_export", "export", "checkpoint -> artifacts folder: model.onnx (parity-checked), model.pt, classes.json"),
+    ("card",): ("calibration.cli", "card", "write MODEL_CARD.md for a calibrated artifacts folder from its run and calibration"),
+    ("scan",): ("serving.cli_scan", "scan", "score every image in a folder or ZIP -> results.csv/json + contact sheet of flagged scans"),
+    ("calibrate",): ("calibration.cli", "calibrate", "fit the energy threshold, measure OOD metrics and baselines, write calibration.json + report"),
 }
 
 

@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -22,4 +23,52 @@ def train_corpus(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("train_corpus")
     synthesize(out, seed=1, total=1260, ood_per_kind=16, workers=1)
+    return out
+
+
+# A tiny training config: two SGLD steps and a small buffer so a run takes seconds.
+TINY = dict(width=16, batch_size=32, sgld_steps=2, buffer_size=128, max_epochs=2, warmup_steps=5, max_time=None)
+
+
+def _train(corpus, out, **overrides):
+    from glyphgate.cli import main
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cfg.json").write_text(json.dumps({**TINY, **overrides}))
+    assert main(["train", "--data", str(corpus), "--out", str(out / "run"), "--config", str(out / "cfg.json")]) == 0
+    return out / "run"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(train_corpus, tmp_path_factory):
+    """A tiny JEM trained on train_corpus (14 short epochs)."""
+    return _train(train_corpus, tmp_path_factory.mktemp("jem"), max_epochs=14, lr=3e-3)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_run(train_corpus, tmp_path_factory):
+    """The classifier-mode baseline, same tiny budget."""
+    return _train(train_corpus, tmp_path_factory.mktemp("classifier"), mode="classifier", max_epochs=14, lr=3e-3)
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tiny_run, tmp_path_factory):
+    """tiny_run exported: model.onnx, model.pt, classes.json (no calibration yet)."""
+    from training.export import export
+
+    out = tmp_path_factory.mktemp("artifacts") / "tiny"
+    export(tiny_run / "checkpoints" / "last.ckpt", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_calibrated(tiny_artifacts, train_corpus, tmp_path_factory):
+    """tiny_artifacts copied and calibrated (no RBM): a complete artifacts folder for serving."""
+    import shutil
+
+    from calibration.calibrate import calibrate
+
+    out = tmp_path_factory.mktemp("served") / "tiny"
+    shutil.copytree(tiny_artifacts, out)
+    calibrate(out, train_corpus, rbm=False, log=lambda *_: None)
     return out

@@ -10,16 +10,7 @@ from training.errors import DataError, DivergenceError
 from training.module import JEMModule
 from training.train import run_training
 
-TINY = dict(width=16, batch_size=32, sgld_steps=2, buffer_size=128, max_epochs=2, warmup_steps=5, max_time=None)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(train_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(**{**TINY, "max_epochs": 14, "lr": 3e-3})
-    (out / "cfg.json").write_text(json.dumps(cfg.__dict__))
-    assert main(["train", "--data", str(train_corpus), "--out", str(out / "jem"), "--config", str(out / "cfg.json")]) == 0
-    return out / "jem"
+from conftest import TINY
 
 
 @pytest.mark.slow

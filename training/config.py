@@ -32,6 +32,7 @@ class TrainConfig:
     sgld_grad_clamp: float | None = 0.03
     buffer_size: int = 4096
     reinit_freq: float = 0.05
+    reinit_noise: float = 0.5  # of those restarts, the share from smooth noise instead of the init
     init: str = "informative"  # or "noise"
     init_rank: int = 16
     # validation

@@ -21,19 +21,22 @@ def load_module(ckpt: str | Path) -> JEMModule:
     return module.eval()
 
 
-def label_index(module: JEMModule, label: str | None) -> int | None:
+def label_index(module, label: str | None) -> int | None:
+    """Class index of `label` for a JEMModule or an exported TorchModel (None: unconditional)."""
     if label is None:
         return None
     if label not in module.classes:
         raise DataError(f"label {label!r} is not a class of this model (classes: {''.join(module.classes)})")
-    if module.cfg.mode == "ebm":
+    if module.net.num_classes == 1:
         raise DataError("an ebm-mode model has no classes to condition on")
     return module.classes.index(label)
 
 
-def synthesize(module: JEMModule, n: int, steps: int, label: str | None = None, seed: int = 0,
+def synthesize(module, n: int, steps: int, label: str | None = None, seed: int = 0,
                keep_chain: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Fresh chains (informative init when the model has one) run for `steps` SGLD steps."""
+    """Fresh chains (informative init when the model has one) run for `steps` SGLD steps.
+
+    `module` is a JEMModule or an exported TorchModel: both offer net, classes, device, sampler()."""
     y_idx = label_index(module, label)
     gen = torch.Generator(device=module.device).manual_seed(seed)
     y = None if y_idx is None else torch.full((n,), y_idx, dtype=torch.long, device=module.device)

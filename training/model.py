@@ -25,7 +25,7 @@ class EnergyCNN(nn.Module):
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
         self.head = nn.Linear(c3, num_classes)
-        self.num_classes = num_classes
+        self.num_classes, self.width = num_classes, width
 
     def get_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

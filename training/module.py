@@ -44,7 +44,8 @@ class JEMModule(pl.LightningModule):
     def sampler(self, **overrides) -> SGLDSampler:
         c = self.cfg
         kw = dict(steps=c.sgld_steps, step_size=c.sgld_step_size, noise=c.sgld_noise,
-                  grad_clamp=c.sgld_grad_clamp, reinit=c.reinit_freq)
+                  grad_clamp=c.sgld_grad_clamp, reinit=c.reinit_freq,
+                  reinit_noise=c.reinit_noise)
         kw.update(overrides)
         init = self.init if c.init == "informative" else None
         return SGLDSampler(self.net, self.hparams.num_classes, buffer=self.buffer, init=init, **kw)

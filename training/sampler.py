@@ -52,6 +52,26 @@ class InformativeInit(nn.Module):
         return x.clamp(-1, 1).view(len(y), *SHAPE)
 
 
+def smooth_noise(n: int, device, generator=None) -> torch.Tensor:
+    """Uniform noise drawn at a random resolution (1x1 up to 56x56) and upsampled, with random
+    contrast and offset: flat fields, blobs and broadband texture.
+
+    Restarting some chains from here puts negatives where the informative init never goes
+    (blank or stained paper, smudges), so the energy there is pushed up too, not left to chance.
+    """
+    sizes = (1, 2, 4, 7, 14, 28, 56)
+    pick = torch.randint(0, len(sizes), (n,), device=device, generator=generator)
+    x = torch.empty(n, *SHAPE, device=device)
+    for i, s in enumerate(sizes):
+        rows = (pick == i).nonzero().flatten()
+        if len(rows):
+            z = torch.rand(len(rows), 1, s, s, device=device, generator=generator) * 2 - 1
+            x[rows] = nn.functional.interpolate(z, size=SHAPE[1:], mode="bilinear", align_corners=False)
+    contrast = torch.rand(n, 1, 1, 1, device=device, generator=generator)
+    offset = (torch.rand(n, 1, 1, 1, device=device, generator=generator) * 2 - 1) * (1 - contrast)
+    return (offset + contrast * x).clamp_(-1, 1)
+
+
 class ReplayBuffer(nn.Module):
     """Fixed-capacity store of persistent SGLD chains; one row of `capacity` chains per class
     when conditional, else a single row. A registered buffer, so checkpoints carry it."""
@@ -93,9 +113,11 @@ class SGLDSampler:
 
     def __init__(self, model: nn.Module, num_classes: int, *, buffer: ReplayBuffer | None = None,
                  init: InformativeInit | None = None, steps: int = 20, step_size: float = 1.0,
-                 noise: float = 0.01, grad_clamp: float | None = 0.03, reinit: float = 0.05):
+                 noise: float = 0.01, grad_clamp: float | None = 0.03, reinit: float = 0.05,
+                 reinit_noise: float = 0.0):
         self.model, self.num_classes, self.buffer, self.init = model, num_classes, buffer, init
         self.steps, self.step_size, self.noise, self.grad_clamp, self.reinit = steps, step_size, noise, grad_clamp, reinit
+        self.reinit_noise = reinit_noise  # share of buffer restarts drawn from smooth_noise
 
     def fresh(self, n: int, y: torch.Tensor | None, device, generator=None) -> torch.Tensor:
         """Start points: informative per-class Gaussians when fitted, else uniform noise."""
@@ -140,6 +162,9 @@ class SGLDSampler:
         restart = torch.rand(n, device=device, generator=generator) < self.reinit
         if restart.any():
             x0[restart] = self.fresh(int(restart.sum()), None if y is None else y[restart], device, generator)
+            from_noise = restart & (torch.rand(n, device=device, generator=generator) < self.reinit_noise)
+            if from_noise.any():
+                x0[from_noise] = smooth_noise(int(from_noise.sum()), device, generator)
         x, chain = self.run(x0, y, steps, keep_chain, generator)
         self.buffer.put(x, rows, idx)
         return x, chain, restart

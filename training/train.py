@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +55,12 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
         # SGLD needs input gradients during validation sample grids and energy checks.
         inference_mode=False,
     )
+    t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    fit_s = time.perf_counter() - t0
 
     best = checkpoint.best_model_path or str(last)
-    metrics = {"mode": cfg.mode, "epochs": trainer.current_epoch, **evaluate(trainer, dm, best)}
+    metrics = {"mode": cfg.mode, "epochs": trainer.current_epoch, "fit_wall_s": fit_s, **evaluate(trainer, dm, best)}
     metrics["last"] = evaluate(trainer, dm, str(last))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics

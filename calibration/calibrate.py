@@ -1,0 +1,170 @@
+"""`glyphgate calibrate`: fit the energy threshold on ID glyphs, measure every score function
+against every OOD set, compare with the baselines, write calibration.json and the report."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.artifacts import CALIBRATION_JSON, CLASSES_JSON, MODEL_ONNX, MODEL_PT, load_torch_model, read_json, require, sha256
+from training.data import load_glyph_data
+from training.errors import DataError
+
+from . import report as rep
+from .metrics import expected_calibration_error, fit_threshold, ood_metrics, reliability
+from .rbm import fit_rbm, free_energy
+from .scores import OnnxRunner, all_scores, grad_norm, softmax
+
+SCHEMA_VERSION = 1
+
+
+def score_artifacts(folder: Path, x_by_set: dict[str, np.ndarray], with_grad: bool = True) -> tuple[dict, dict]:
+    """(logits per set, score-function values per set) for one exported model."""
+    runner = OnnxRunner(folder / MODEL_ONNX)
+    model = load_torch_model(folder) if with_grad else None
+    logits, scores = {}, {}
+    for name, x in x_by_set.items():
+        lg, en = runner(x)
+        grad = grad_norm(model.net, torch.as_tensor(x)) if model is not None else None
+        logits[name], scores[name] = lg, all_scores(lg, en, grad)
+    return logits, scores
+
+
+def _kind_pool(values: dict[str, np.ndarray], kinds: dict[str, str]) -> dict[str, np.ndarray]:
+    pools: dict[str, list] = {}
+    for name, v in values.items():
+        pools.setdefault(kinds.get(name, "unknown"), []).append(v)
+    return {k: np.concatenate(v) for k, v in sorted(pools.items())}
+
+
+def _comparison_row(s_id: np.ndarray, s_ood: dict[str, np.ndarray], kinds: dict[str, str]) -> dict:
+    row = {}
+    for name, s in {**s_ood, **{f"all {k}": v for k, v in _kind_pool(s_ood, kinds).items()}}.items():
+        m = ood_metrics(s_id, s)
+        row[name] = {"auroc": m["auroc"], "fpr95": m["fpr95"]}
+    return row
+
+
+def energy_histogram(e_id: np.ndarray, e_by_kind: dict[str, np.ndarray], bins: int = 60) -> dict:
+    """Shares per energy bin for ID and each OOD kind (what the demo page plots under a verdict)."""
+    everything = np.concatenate([e_id, *e_by_kind.values()])
+    lo, hi = np.quantile(everything, [0.001, 0.999])
+    edges = np.linspace(lo, hi, bins + 1)
+    share = lambda e: (np.histogram(np.clip(e, lo, hi), edges)[0] / max(len(e), 1)).round(5).tolist()  # noqa: E731
+    return {"edges": edges.round(5).tolist(), "id": share(e_id), **{k: share(v) for k, v in e_by_kind.items()}}
+
+
+def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0.95, split: str = "test",
+              baselines: list[str | Path] = (), rbm: bool = True, log=print) -> dict:
+    folder = require(artifacts, MODEL_ONNX, MODEL_PT, CLASSES_JSON)
+    classes = read_json(folder / CLASSES_JSON)
+    data = load_glyph_data(data_dir)
+    if split not in data.splits:
+        raise DataError(f"{data_dir}: no {split!r} split (has {', '.join(data.splits)})")
+    if data.classes != classes:
+        raise DataError(f"{data_dir}: its classes differ from {folder / CLASSES_JSON}; calibrate on the data the model was trained for")
+    if not data.ood:
+        raise DataError(f"{data_dir}: no OOD sets to calibrate against")
+    if not 0 < target_tpr < 1:
+        raise DataError(f"--target-tpr {target_tpr}: expected a value strictly between 0 and 1")
+    kinds = dict(data.ood_kind)
+    x_id, y_id = (t.numpy() for t in data.splits[split])
+    sets = {split: x_id, **{n: x.numpy() for n, x in data.ood.items()}}
+
+    t0 = time.perf_counter()
+    logits, scores = score_artifacts(folder, sets)
+    log(f"scored {sum(len(v) for v in sets.values())} images with 4 score functions in {time.perf_counter() - t0:.1f} s")
+    s_id = scores.pop(split)
+    probs = softmax(logits[split])
+    threshold, measured_tpr = fit_threshold(s_id["energy"], target_tpr)
+
+    per_set = {}
+    for name, s in scores.items():
+        per_set[name] = {
+            "kind": kinds.get(name, "unknown"), "n": int(len(s["energy"])),
+            "fpr_at_threshold": float(np.mean(s["energy"] <= threshold)),
+            "scores": {f: ood_metrics(s_id[f], s[f]) for f in s_id},
+        }
+    per_kind = {}
+    for kind in sorted(set(kinds.get(n, "unknown") for n in scores)):
+        members = [n for n in scores if kinds.get(n, "unknown") == kind]
+        pooled = {f: np.concatenate([scores[n][f] for n in members]) for f in s_id}
+        per_kind[kind] = {
+            "kind": kind, "n": int(len(pooled["energy"])), "sets": members,
+            "fpr_at_threshold": float(np.mean(pooled["energy"] <= threshold)),
+            "scores": {f: ood_metrics(s_id[f], pooled[f]) for f in s_id},
+        }
+
+    label = load_torch_model(folder).mode
+    comparison = {f"{label} · {f}": _comparison_row(s_id[f], {n: s[f] for n, s in scores.items()}, kinds)
+                  for f in ("energy", "neg_max_softmax", "grad_norm")}
+    baseline_meta = []
+    for b in baselines:
+        bfolder = require(b, MODEL_ONNX, MODEL_PT, CLASSES_JSON)
+        _, bscores = score_artifacts(bfolder, sets, with_grad=False)
+        b_id = bscores.pop(split)
+        blabel = load_torch_model(bfolder).mode
+        for f in ("neg_max_softmax", "energy"):
+            comparison[f"{blabel} · {f}"] = _comparison_row(b_id[f], {n: s[f] for n, s in bscores.items()}, kinds)
+        baseline_meta.append({"artifacts": str(bfolder), "mode": blabel, "model_sha256": sha256(bfolder / MODEL_ONNX)})
+    if rbm:
+        t0 = time.perf_counter()
+        machine = fit_rbm(data.splits["train"][0].numpy())
+        f_ood = {n: free_energy(machine, x) for n, x in sets.items() if n != split}
+        comparison["BernoulliRBM · free energy"] = _comparison_row(free_energy(machine, x_id), f_ood, kinds)
+        log(f"fitted and scored the BernoulliRBM baseline in {time.perf_counter() - t0:.1f} s")
+
+    cal = {
+        "schema_version": SCHEMA_VERSION,
+        "score": "energy",
+        "orientation": "higher = more OOD; is_ood = energy > threshold",
+        "threshold": threshold,
+        "target_tpr": target_tpr,
+        "measured_tpr": measured_tpr,
+        "split": split,
+        "model_sha256": sha256(folder / MODEL_ONNX),
+        "classes": classes,
+        "id": {"n": int(len(y_id)), "accuracy": float(np.mean(probs.argmax(1) == y_id)),
+               "ece": expected_calibration_error(probs, y_id),
+               "energy_quantiles": {q: float(np.quantile(s_id["energy"], float(q))) for q in ("0.01", "0.5", "0.95", "0.99")}},
+        "score_functions": list(s_id),
+        "metrics": {"sets": per_set, "kinds": per_kind},
+        "comparison": comparison,
+        "energy_histogram": energy_histogram(s_id["energy"], {k: np.concatenate([scores[n]["energy"] for n in scores
+                                                                                 if kinds.get(n, "unknown") == k])
+                                                              for k in per_kind}),
+        "baselines": baseline_meta,
+        "data": str(data_dir),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (folder / CALIBRATION_JSON).write_text(json.dumps(cal, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report(folder / "report", cal, comparison, x_id, s_id, scores, {n: x for n, x in sets.items() if n != split},
+                 kinds, reliability(probs, y_id))
+    return cal
+
+
+def write_report(out: Path, cal: dict, comparison: dict, x_id, s_id, scores, x_ood, kinds, rel) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rep.energy_histograms(out / "energy_histograms.png", s_id["energy"], {n: s["energy"] for n, s in scores.items()},
+                          kinds, cal["threshold"])
+    rep.roc_curves(out / "roc_curves.png", s_id, scores, kinds)
+    rep.reliability_diagram(out / "reliability.png", rel, cal["id"]["ece"])
+    rep.image_grid(out / "false_alarms.png", x_id[np.argsort(-s_id["energy"])])
+    figures = {
+        "Energy: ID test vs each OOD set (the sheet's Fig. 2)": "energy_histograms.png",
+        "ROC curves per score function (red far, orange near)": "roc_curves.png",
+        "Reliability diagram": "reliability.png",
+        "False alarms: the 64 highest-energy ID test glyphs": "false_alarms.png",
+    }
+    for kind in sorted(set(kinds.values())):
+        names = [n for n in x_ood if kinds.get(n) == kind]
+        x = np.concatenate([x_ood[n] for n in names])
+        e = np.concatenate([scores[n]["energy"] for n in names])
+        rep.image_grid(out / f"misses_{kind}.png", x[np.argsort(e)])
+        figures[f"Misses, {kind} OOD: the 64 lowest-energy images"] = f"misses_{kind}.png"
+    rep.write_index(out / "index.html", cal, comparison, figures)

@@ -1,0 +1,129 @@
+"""The calibration report a person opens: report/index.html beside its PNGs."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+from torchvision.utils import save_image  # noqa: E402
+
+KIND_COLOUR = {"far": "tab:red", "near": "tab:orange", "unknown": "tab:grey"}
+
+
+def energy_histograms(path: Path, e_id, e_ood: dict, kinds: dict, threshold: float) -> None:
+    """The sheet's Fig. 2: ID test energies against each OOD set, threshold drawn."""
+    names = list(e_ood)
+    cols = 4
+    rows = max(1, int(np.ceil(len(names) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    lo = min(np.min(e_id), *(np.min(v) for v in e_ood.values()))
+    hi = max(np.max(e_id), *(np.max(v) for v in e_ood.values()))
+    bins = np.linspace(lo, hi, 60)
+    for ax, name in zip(axes.flat, names):
+        ax.hist(e_id, bins=bins, density=True, alpha=0.6, color="tab:blue", label="ID test")
+        ax.hist(e_ood[name], bins=bins, density=True, alpha=0.6, color=KIND_COLOUR.get(kinds.get(name), "tab:grey"),
+                label=f"{name} ({kinds.get(name, '?')})")
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.supxlabel("energy  (higher = more OOD; dashed = threshold)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def roc_curves(path: Path, scores_id: dict, scores_ood: dict, kinds: dict) -> None:
+    """One panel per score function, one curve per OOD set (ID = negative, OOD = positive)."""
+    names = list(scores_id)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4), squeeze=False)
+    for ax, score in zip(axes[0], names):
+        for ood_name, by_score in scores_ood.items():
+            s = np.r_[scores_id[score], by_score[score]]
+            y = np.r_[np.zeros(len(scores_id[score])), np.ones(len(by_score[score]))]
+            fpr, tpr, _ = roc_curve(y, s)
+            ax.plot(fpr, tpr, color=KIND_COLOUR.get(kinds.get(ood_name), "tab:grey"), alpha=0.7, linewidth=1)
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8)
+        ax.set_title(score)
+        ax.set_xlabel("ID flagged (false alarm rate)")
+        ax.set_ylabel("OOD flagged")
+    handles = [plt.Line2D([], [], color=c, label=k) for k, c in KIND_COLOUR.items() if k in set(kinds.values())]
+    axes[0][-1].legend(handles=handles, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def reliability_diagram(path: Path, rel: dict, ece: float) -> None:
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    centres = (rel["edges"][:-1] + rel["edges"][1:]) / 2
+    width = rel["edges"][1] - rel["edges"][0]
+    filled = rel["count"] > 0
+    ax.bar(centres[filled], rel["accuracy"][filled], width=width * 0.9, color="tab:blue", label="accuracy")
+    ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label="perfect calibration")
+    ax.set_xlabel("confidence (max softmax)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability on ID test (ECE {ece:.3f})")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def image_grid(path: Path, x: np.ndarray, nrow: int = 8) -> None:
+    save_image(torch.as_tensor(x[:64]).float() * 0.5 + 0.5, path, nrow=nrow, padding=2, pad_value=1.0)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_index(path: Path, cal: dict, comparison: dict, figures: dict[str, str]) -> None:
+    """index.html: summary, per-set metrics of every score, the detector comparison, figures."""
+    sets = cal["metrics"]["sets"]
+    kinds_m = cal["metrics"]["kinds"]
+    summary = _table(["", ""], [
+        ["score", f"{cal['score']} (higher = more OOD; flagged when energy &gt; threshold)"],
+        ["threshold", f"{cal['threshold']:.4f}"],
+        ["target / measured TPR on ID " + html.escape(cal["split"]), f"{cal['target_tpr']:.3f} / {cal['measured_tpr']:.4f}  (N = {cal['id']['n']})"],
+        ["ID accuracy / ECE", f"{cal['id']['accuracy']:.4f} / {cal['id']['ece']:.4f}"],
+        ["model.onnx sha256", f"<code>{cal['model_sha256']}</code>"],
+    ])
+    per_set = _table(
+        ["OOD set", "kind", "N", "FPR at threshold", "detected"] + [f"{s} AUROC" for s in cal["score_functions"]]
+        + ["energy AUPR-in", "energy AUPR-out", "energy FPR95"],
+        [[html.escape(n), m["kind"], m["n"], f"{m['fpr_at_threshold']:.3f}", f"{1 - m['fpr_at_threshold']:.3f}"]
+         + [f"{m['scores'][s]['auroc']:.3f}" for s in cal["score_functions"]]
+         + [f"{m['scores']['energy'][k]:.3f}" for k in ("aupr_in", "aupr_out", "fpr95")]
+         for n, m in {**sets, **{f"all {k}": v for k, v in kinds_m.items()}}.items()],
+    )
+    cols = list(next(iter(comparison.values())).keys()) if comparison else []
+    compare = _table(["detector"] + cols, [
+        [html.escape(d)] + [f"{v[c]['auroc']:.3f} / {v[c]['fpr95']:.3f}" for c in cols] for d, v in comparison.items()
+    ])
+    figs = "".join(f"<h3>{html.escape(t)}</h3><img src='{html.escape(f)}' alt='{html.escape(t)}'>" for t, f in figures.items())
+    path.write_text(f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>glyphgate calibration report</title>
+<style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;margin:1em 0;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}img{{max-width:100%;border:1px solid #ddd}}</style></head><body>
+<h1>glyphgate calibration report</h1>
+<p>Created {html.escape(cal['created'])} from <code>{html.escape(cal['data'])}</code>. Every score is oriented
+higher = more OOD. AUROC and AUPR-out take OOD as positive; AUPR-in and FPR95 take ID glyphs as positive
+(FPR95 = share of an OOD set still accepted when 95% of real glyphs are kept).</p>
+<h2>Threshold</h2>{summary}
+<h2>Per OOD set</h2>{per_set}
+<h2>Detectors compared (AUROC / FPR95)</h2>{compare}
+<h2>Figures</h2>{figs}
+</body></html>
+""", encoding="utf-8")

@@ -1,0 +1,30 @@
+"""`glyphgate scan`."""
+
+from __future__ import annotations
+
+import os
+
+
+def add_scan_arguments(p):
+    p.add_argument("path", help="folder (searched recursively) or ZIP file of scans")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--artifacts", default=None, help="score locally with this artifacts folder (default artifacts/default)")
+    src.add_argument("--url", default=None, help="score through a running glyphgate server, e.g. http://127.0.0.1:3000")
+    p.add_argument("--out", required=True, help="report folder: results.csv, results.json, flagged.html, flagged.png")
+    p.add_argument("--batch", type=int, default=256, help="images per ONNX batch or per request (default 256)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def scan(args) -> int:
+    from training.errors import DataError
+
+    from .scan import scan as run
+
+    if not 1 <= args.batch <= 4096:
+        raise DataError(f"--batch {args.batch}: expected 1..4096")
+    summary = run(args.path, args.out, artifacts=args.artifacts or "artifacts/default", url=args.url,
+                  token=os.environ.get("GLYPHGATE_API_TOKEN"), batch=args.batch, progress=not args.no_progress)
+    print(f"{summary['images']} files: {summary['scored']} scored, {summary['flagged']} flagged, "
+          f"{summary['unreadable']} unreadable, {summary['images_per_s']:.0f} images/s -> {args.out}")
+    # grep-style exit status: 1 when anything was flagged, so a pipeline can branch on it
+    return 1 if summary["flagged"] else 0

@@ -1,0 +1,64 @@
+"""Strict decoding of uploaded scans: by content, never by file name or declared type."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from training.preprocess import pil_to_gray, preprocess
+
+# Formats a scanning pipeline sends; anything else is refused before a decoder runs.
+FORMATS = ["PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM"]
+
+
+class BadImage(ValueError):
+    """An upload that is not a usable image; the message says why (shown to the client)."""
+
+
+def decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    """bytes -> float32 [1, 56, 56] in [-1, 1], or BadImage naming the upload and the problem."""
+    if not data:
+        raise BadImage(f"{name}: empty file (0 bytes)")
+    head = data[:64].lstrip()
+    if head[:4].lower() in (b"http", b"ftp:", b"file") or head[:2] == b"//":
+        raise BadImage(f"{name}: looks like a URL, not image bytes; upload the file itself (URLs are never fetched)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=FORMATS)
+            w, h = im.size
+            if w * h > max_pixels:
+                raise BadImage(f"{name}: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel cap")
+            im.load()
+            gray = pil_to_gray(im)
+    except BadImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(f"{name}: refused as a decompression bomb (declares more pixels than allowed)") from None
+    except UnidentifiedImageError:
+        hint = " (it looks like base64 text; send the raw bytes)" if _looks_base64(data) else ""
+        raise BadImage(f"{name}: not an image in a supported format ({', '.join(FORMATS)}){hint}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise BadImage(f"{name}: damaged or truncated image ({e})") from None
+    return preprocess(_central(gray)).numpy().astype(np.float32)
+
+
+def _central(gray: np.ndarray, max_aspect: int = 4) -> np.ndarray:
+    """The middle of a very long strip: preprocess scales the short side to 56 and keeps the
+    central square, so a 1x40M-pixel strip would otherwise be resized to 56x2.2G first."""
+    h, w = gray.shape
+    short = max(1, min(h, w))
+    keep = short * max_aspect
+    if w > keep:
+        gray = gray[:, (w - keep) // 2:(w - keep) // 2 + keep]
+    if h > keep:
+        gray = gray[(h - keep) // 2:(h - keep) // 2 + keep, :]
+    return gray
+
+
+def _looks_base64(data: bytes) -> bool:
+    sample = data[:256].strip()
+    return len(sample) >= 16 and all(c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n" for c in sample)

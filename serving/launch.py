@@ -1,0 +1,72 @@
+"""Start a real `bentoml serve` on 127.0.0.1 in a subprocess (tests, benchmarks, soak) and stop it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]  # the repo root, where bentofile.yaml lives
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, artifacts, log_path, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(log_path)
+        self.env = {**os.environ, "GLYPHGATE_ARTIFACTS": str(artifacts), "BENTOML_DO_NOT_TRACK": "True",
+                    "BENTOML_HOME": str(self.log_path.parent / "bentoml_home"),
+                    **{k: str(v) for k, v in env.items()}}
+        self.proc = None
+
+    def start(self, timeout: float = 90) -> "Server":
+        bentoml = Path(sys.executable).with_name("bentoml")
+        self.log = open(self.log_path, "w")
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([str(bentoml), "serve", "serving.service:Gate", "--port", str(self.port)],
+                                     cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        while time.perf_counter() - self.started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.output()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        self.ready_s = time.perf_counter() - self.started
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server not ready in {timeout} s: {self.output()[-2000:]}")
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,132 @@
+"""The gate in front of every API: bearer token, body-size cap, and the shape of multipart
+uploads, checked before BentoML parses anything.
+
+BentoML's multipart parser would download a URL given as text in a file field; rejecting
+text parts here means the server never fetches anything on a client's behalf."""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from .generation import check_params
+
+OPEN_PATHS = ("/readyz", "/livez", "/healthz", "/metrics")
+# endpoint -> (file field, at most how many files); None = no file upload on that endpoint
+UPLOADS = {"/classify": ("image", 1), "/score": ("image", 1), "/preview": ("image", 1), "/classify_batch": ("images", None), "/score_batch": ("images", None)}
+
+
+def _json(status: int, message: str, headers: list | None = None):
+    body = json.dumps({"error": message}).encode()
+    return {"type": "http.response.start", "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())] + (headers or [])}, \
+        {"type": "http.response.body", "body": body}
+
+
+class GateMiddleware:
+    def __init__(self, app, settings, classes: list[str]):
+        self.app, self.settings, self.classes = app, settings, classes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"].rstrip("/") or "/"
+
+        async def reply(status, message, headers=None):
+            start, body = _json(status, message, headers)
+            await send(start)
+            await send(body)
+
+        token = self.settings.api_token
+        if token and path.startswith(tuple(UPLOADS) + ("/generate", "/generate_chain")):
+            auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            scheme, _, given = auth.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+                return await reply(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
+                                   [(b"www-authenticate", b"Bearer")])
+        if scope["method"] != "POST" or path in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+
+        cap = self.settings.max_upload_bytes
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            return await reply(413, self._too_large(int(declared)))
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > cap:
+                return await reply(413, self._too_large(size))
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+
+        if path in UPLOADS:
+            problem = await self._check_upload(scope, body, *UPLOADS[path])
+            if problem:
+                return await reply(400, problem)
+        elif path in ("/generate", "/generate_chain"):
+            problem = check_params(body or b"{}", self.classes)
+            if problem:
+                return await reply(400, problem)
+
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    def _too_large(self, size: int) -> str:
+        return (f"request body of {size:,} bytes is over the {self.settings.max_upload_bytes:,}-byte limit "
+                f"(GLYPHGATE_MAX_UPLOAD_MB={self.settings.max_upload_mb:g})")
+
+    async def _check_upload(self, scope, body: bytes, field: str, limit: int | None) -> str | None:
+        limit = limit or self.settings.max_batch
+        ctype = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+        if not body:
+            return f"empty body: send multipart/form-data with the image file(s) in the field {field!r}"
+        if not ctype.startswith("multipart/form-data"):
+            return (f"expected multipart/form-data with the file(s) in the field {field!r}, got "
+                    f"{ctype.split(';')[0] or 'no Content-Type'}")
+
+        async def once():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(scope, once).form(max_files=limit + 1, max_fields=16)
+        except Exception as e:  # python-multipart raises several types for broken bodies
+            detail = str(getattr(e, "detail", e))
+            if "Too many files" in detail:
+                return f"more than {limit} files in one request; the limit is {limit}"
+            return f"malformed multipart body ({detail})"
+        try:
+            values = form.getlist(field)
+            others = sorted(set(form.keys()) - {field})
+            if not values:
+                extra = f"; got {', '.join(repr(k) for k in others)}" if others else ""
+                return f"no file in the field {field!r}{extra}"
+            if others:
+                return f"unexpected field(s) {', '.join(repr(k) for k in others)}: put the file(s) in {field!r}"
+            texts = [v for v in values if not isinstance(v, UploadFile)]
+            if texts:
+                return (f"the field {field!r} must hold file uploads, not text (a URL or base64 string is never fetched "
+                        f"or decoded: send the image bytes as a file)")
+            if len(values) > limit:
+                return f"{len(values)} files in one request; the limit is {limit}"
+            # BentoML hands the API temp-file paths; keep the client's names for the results.
+            scope.setdefault("state", {})["upload_names"] = [v.filename or f"upload {i}" for i, v in enumerate(values)]
+        finally:
+            await form.close()
+        return None

@@ -1,0 +1,168 @@
+"""`glyphgate scan`: every image under a folder (or in a ZIP) -> results.csv / results.json and a
+contact sheet of the flagged scans. Scores locally on ONNX Runtime or through a running
+server's /classify_batch. Unreadable files are listed with their reason and never stop a run."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from training.artifacts import load_calibration
+from training.errors import DataError
+
+from .decode import BadImage, decode
+from .settings import load as load_settings
+
+FIELDS = ["path", "label", "confidence", "energy", "is_ood", "error"]
+
+
+def sources(path: Path) -> tuple[list[str], callable]:
+    """Names of every file under a folder or in a ZIP, and a reader name -> bytes."""
+    if path.is_dir():
+        names = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+        return names, lambda name: (path / name).read_bytes()
+    if path.is_file() and zipfile.is_zipfile(path):
+        archive = zipfile.ZipFile(path)
+        names = sorted(i.filename for i in archive.infolist() if not i.is_dir())
+        return names, archive.read
+    if path.exists():
+        raise DataError(f"{path}: neither a folder nor a ZIP archive")
+    raise DataError(f"{path}: no such folder or ZIP file")
+
+
+def chunks(seq: list, size: int) -> Iterator[list]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+class LocalScorer:
+    def __init__(self, artifacts: Path):
+        from .scoring import Scorer
+
+        cal = load_calibration(artifacts)
+        self.scorer = Scorer(artifacts, cal["classes"], cal["threshold"], threads=load_settings().ort_threads)
+        self.max_pixels = load_settings().max_pixels
+
+    def __call__(self, batch: list[tuple[str, bytes]]) -> tuple[list[dict], dict[str, np.ndarray]]:
+        rows, arrays, ok = [], {}, []
+        for name, data in batch:
+            try:
+                arrays[name] = decode(data, name, self.max_pixels)
+                ok.append(name)
+            except BadImage as e:
+                rows.append({"path": name, "error": str(e)})
+        if ok:
+            for name, r in zip(ok, self.scorer.classify(np.concatenate([arrays[n] for n in ok]))):
+                rows.append({"path": name, **{k: r[k] for k in ("label", "confidence", "energy", "is_ood")}})
+        return rows, arrays
+
+
+class RemoteScorer:
+    def __init__(self, url: str, token: str | None):
+        import httpx
+
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
+        self.max_pixels = load_settings().max_pixels
+
+    def __call__(self, batch: list[tuple[str, bytes]]) -> tuple[list[dict], dict[str, np.ndarray]]:
+        files = [("images", (name, data, "application/octet-stream")) for name, data in batch]
+        r = self.client.post("/classify_batch", files=files)
+        if r.status_code >= 400:
+            body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+            if r.status_code == 400 and "errors" in body:  # every file in the batch was unreadable
+                return [{"path": batch[e["index"]][0], "error": e["error"]} for e in body["errors"]], {}
+            raise DataError(f"{self.client.base_url}: HTTP {r.status_code}: {body.get('error', r.text[:200])}")
+        rows, arrays = [], {}
+        for (name, data), res in zip(batch, r.json()["results"]):
+            if "error" in res:
+                rows.append({"path": name, "error": res["error"]})
+                continue
+            rows.append({"path": name, **{k: res[k] for k in ("label", "confidence", "energy", "is_ood")}})
+            if res["is_ood"]:  # only flagged scans go on the contact sheet
+                arrays[name] = decode(data, name, self.max_pixels)
+        return rows, arrays
+
+
+def scan(path: str | Path, out: str | Path, artifacts: str | Path | None = None, url: str | None = None,
+         token: str | None = None, batch: int = 256, progress: bool = True) -> dict:
+    path, out = Path(path), Path(out)
+    names, read = sources(path)
+    score = RemoteScorer(url, token) if url else LocalScorer(Path(artifacts))
+    rows, flagged = [], {}
+    t0 = time.perf_counter()
+    with tqdm(total=len(names), unit="img", desc="scan", disable=not progress) as bar:
+        for group in chunks(names, batch):
+            items = []
+            for name in group:
+                try:
+                    items.append((name, read(name)))
+                except (OSError, zipfile.BadZipFile, RuntimeError) as e:
+                    rows.append({"path": name, "error": f"{name}: unreadable ({e})"})
+            got, arrays = score(items) if items else ([], {})
+            rows.extend(got)
+            flagged.update({r["path"]: arrays[r["path"]] for r in got if r.get("is_ood") and r["path"] in arrays})
+            bar.update(len(group))
+    seconds = time.perf_counter() - t0
+    order = {n: i for i, n in enumerate(names)}
+    rows.sort(key=lambda r: order.get(r["path"], len(order)))
+    summary = {"source": str(path), "images": len(names), "scored": sum("error" not in r for r in rows),
+               "flagged": sum(bool(r.get("is_ood")) for r in rows), "unreadable": sum("error" in r for r in rows),
+               "seconds": seconds, "images_per_s": len(names) / seconds if seconds > 0 else None,
+               "scorer": url or str(artifacts)}
+    write_reports(out, rows, flagged, summary)
+    return summary
+
+
+def write_reports(out: Path, rows: list[dict], flagged: dict[str, np.ndarray], summary: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in FIELDS})
+    (out / "results.json").write_text(json.dumps({"summary": summary, "results": rows}, indent=1, ensure_ascii=False) + "\n",
+                                      encoding="utf-8")
+    contact_sheet(out, [r for r in rows if r.get("is_ood")], flagged, summary)
+
+
+def _png(a: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(((a.reshape(a.shape[-2:]) * 0.5 + 0.5) * 255).clip(0, 255).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def contact_sheet(out: Path, rows: list[dict], arrays: dict[str, np.ndarray], summary: dict) -> None:
+    """flagged.png (the flagged scans as the model sees them) and flagged.html (with names and energies)."""
+    import torch
+    from torchvision.utils import save_image
+
+    shown = [r for r in rows if r["path"] in arrays]
+    if shown:
+        x = torch.from_numpy(np.concatenate([arrays[r["path"]] for r in shown]))
+        save_image(x * 0.5 + 0.5, out / "flagged.png", nrow=16, padding=2, pad_value=1.0)
+    cells = "".join(
+        f"<figure><img src='data:image/png;base64,{base64.b64encode(_png(arrays[r['path']])).decode()}' width=112 height=112>"
+        f"<figcaption>{html.escape(r['path'])}<br>energy {r['energy']:.2f} · {html.escape(r['label'])} "
+        f"{r['confidence']:.2f}</figcaption></figure>" for r in shown)
+    (out / "flagged.html").write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>glyphgate scan: flagged scans</title><style>body{{font-family:sans-serif;margin:2em}}
+figure{{display:inline-block;margin:6px;width:150px;font-size:11px;vertical-align:top}}
+img{{image-rendering:pixelated;border:2px solid #c33}}</style></head><body>
+<h1>Flagged scans: {summary['flagged']} of {summary['images']}</h1>
+<p>Source <code>{html.escape(summary['source'])}</code>; {summary['unreadable']} unreadable (see results.csv).
+A scan is flagged when its energy is above the calibrated threshold.</p>{cells or '<p>Nothing was flagged.</p>'}
+</body></html>
+""", encoding="utf-8")

@@ -1,0 +1,171 @@
+"""The BentoML services: `Gate` scores scans on ONNX Runtime; `Generator` runs SGLD on torch
+in its own process, so a long generation never stalls scoring.
+
+Start with `bentoml serve` (bentofile.yaml) or `make serve`; settings come from GLYPHGATE_*
+environment variables (see serving/settings.py and the README)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import bentoml
+import numpy as np
+from annotated_types import Ge, Le
+from PIL import Image
+
+from serving import settings as _settings
+from serving.decode import BadImage, decode
+from serving.generation import DEFAULTS, LIMITS
+from serving.images import to_png_image
+from serving.middleware import GateMiddleware
+from serving.scoring import Scorer
+from serving.ui import ui_app
+from training.artifacts import CALIBRATION_JSON, CLASSES_JSON, MODEL_ONNX, MODEL_PT, load_calibration, require
+from training.errors import DataError
+
+log = logging.getLogger("glyphgate")
+SETTINGS = _settings.load()
+
+
+def _startup_check() -> dict:
+    """Refuse to start, with one clear line, when the artifacts are incomplete or inconsistent."""
+    try:
+        require(SETTINGS.artifacts, MODEL_ONNX, MODEL_PT, CLASSES_JSON, CALIBRATION_JSON)
+        return load_calibration(SETTINGS.artifacts)
+    except DataError as e:
+        raise SystemExit(f"glyphgate: refusing to start: {e}") from None
+
+
+CALIBRATION = _startup_check()
+N = Annotated[int, Ge(LIMITS["n"][0]), Le(LIMITS["n"][1])]
+STEPS = Annotated[int, Ge(LIMITS["steps"][0]), Le(LIMITS["steps"][1])]
+SEED = Annotated[int, Ge(LIMITS["seed"][0]), Le(LIMITS["seed"][1])]
+
+
+@bentoml.service(name="glyphgate-generator", workers=1, traffic={"timeout": 600})
+class Generator:
+    def __init__(self):
+        import torch
+
+        from training.artifacts import load_torch_model
+
+        torch.set_num_threads(SETTINGS.torch_threads)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = load_torch_model(SETTINGS.artifacts, device)
+        log.warning("glyphgate generation on torch %s, device %s, %d threads", torch.__version__, device, torch.get_num_threads())
+
+    def _run(self, n, steps, label, seed, keep_chain):
+        from training.generate import synthesize
+
+        return synthesize(self.model, n=n, steps=steps, label=label, seed=seed, keep_chain=keep_chain)
+
+    @bentoml.api
+    def generate(self, n: N = DEFAULTS["n"], steps: STEPS = DEFAULTS["steps"], label: str | None = None,
+                 seed: SEED = DEFAULTS["seed"]) -> Image.Image:
+        x, _ = self._run(n, steps, label, seed, keep_chain=False)
+        return to_png_image(x, nrow=max(1, int(np.ceil(np.sqrt(len(x))))))
+
+    @bentoml.api
+    def generate_chain(self, n: N = 1, steps: STEPS = DEFAULTS["steps"], label: str | None = None,
+                       seed: SEED = DEFAULTS["seed"]) -> Image.Image:
+        from training.generate import chain_frames
+
+        _, chain = self._run(n, steps, label, seed, keep_chain=True)
+        frames = chain_frames(chain, frames=9)
+        return to_png_image(frames, nrow=len(frames))
+
+
+@bentoml.service(name="glyphgate", threads=4, http={"host": SETTINGS.host, "port": SETTINGS.port},
+                 traffic={"timeout": 600})
+class Gate:
+    generator = bentoml.depends(Generator)
+
+    def __init__(self):
+        self.calibration = CALIBRATION
+        self.scorer = Scorer(SETTINGS.artifacts, CALIBRATION["classes"], CALIBRATION["threshold"], SETTINGS.ort_threads)
+
+    # -- scoring -------------------------------------------------------------------------------
+    @staticmethod
+    def _names(files: list[Path], ctx: bentoml.Context) -> list[str]:
+        names = getattr(ctx.request.state, "upload_names", None)
+        return names if names and len(names) == len(files) else [Path(f).name for f in files]
+
+    def _decode(self, files: list[Path], ctx: bentoml.Context) -> tuple[np.ndarray, list[int], list[dict]]:
+        arrays, ok, errors = [], [], []
+        for i, (f, name) in enumerate(zip(files, self._names(files, ctx))):
+            try:
+                arrays.append(decode(Path(f).read_bytes(), name, SETTINGS.max_pixels))
+                ok.append(i)
+            except BadImage as e:
+                errors.append({"index": i, "filename": name, "error": str(e)})
+        x = np.concatenate(arrays) if arrays else np.empty((0, 1, 56, 56), np.float32)
+        return x, ok, errors
+
+    def _one(self, image: Path, ctx: bentoml.Context, fn) -> dict:
+        x, _, errors = self._decode([image], ctx)
+        if errors:
+            ctx.response.status_code = 400
+            return {"error": errors[0]["error"]}
+        return fn(x)[0]
+
+    def _many(self, images: list[Path], ctx: bentoml.Context, fn) -> dict:
+        x, ok, errors = self._decode(images, ctx)
+        names = self._names(images, ctx)
+        if not ok:
+            ctx.response.status_code = 400
+            return {"error": f"none of the {len(images)} uploads is a usable image", "errors": errors}
+        results: list[dict] = [{} for _ in images]
+        for i, r in zip(ok, fn(x)):
+            results[i] = {"index": i, "filename": names[i], **r}
+        for e in errors:
+            results[e["index"]] = e
+        return {"n": len(images), "n_errors": len(errors), "results": results}
+
+    @bentoml.api
+    def classify(self, image: Path, ctx: bentoml.Context) -> dict:
+        """One scan -> label, top-k probabilities, energy, threshold, is_ood (energy > threshold)."""
+        return self._one(image, ctx, self.scorer.classify)
+
+    @bentoml.api
+    def score(self, image: Path, ctx: bentoml.Context) -> dict:
+        """One scan -> energy (higher = more OOD), threshold, is_ood."""
+        return self._one(image, ctx, self.scorer.score)
+
+    @bentoml.api
+    def classify_batch(self, images: list[Path], ctx: bentoml.Context) -> dict:
+        """Many scans in one request -> results in request order; undecodable ones carry 'error'."""
+        return self._many(images, ctx, self.scorer.classify)
+
+    @bentoml.api
+    def score_batch(self, images: list[Path], ctx: bentoml.Context) -> dict:
+        """Many scans in one request -> energy / is_ood in request order."""
+        return self._many(images, ctx, self.scorer.score)
+
+    @bentoml.api
+    def preview(self, image: Path, ctx: bentoml.Context) -> Image.Image:
+        """One scan -> the 56x56 PNG the model actually sees (after the shared preprocessing)."""
+        x, _, errors = self._decode([image], ctx)
+        if errors:
+            raise bentoml.exceptions.InvalidArgument(errors[0]["error"])
+        import torch
+
+        return to_png_image(torch.from_numpy(x), nrow=1)
+
+    # -- generation (forwarded to the Generator process) ----------------------------------------
+    @bentoml.api
+    async def generate(self, n: N = DEFAULTS["n"], steps: STEPS = DEFAULTS["steps"], label: str | None = None,
+                       seed: SEED = DEFAULTS["seed"]) -> Image.Image:
+        """SGLD samples from fresh chains -> PNG grid (label optional: unconditional without it)."""
+        return await self.generator.to_async.generate(n=n, steps=steps, label=label, seed=seed)
+
+    @bentoml.api
+    async def generate_chain(self, n: N = 1, steps: STEPS = DEFAULTS["steps"], label: str | None = None,
+                             seed: SEED = DEFAULTS["seed"]) -> Image.Image:
+        """One SGLD chain at 9 evenly spaced steps -> PNG strip (noise turning into a glyph)."""
+        return await self.generator.to_async.generate_chain(n=n, steps=steps, label=label, seed=seed)
+
+
+Gate.add_asgi_middleware(GateMiddleware, settings=SETTINGS, classes=CALIBRATION["classes"])
+Gate.mount_asgi_app(ui_app(CALIBRATION), path="/ui")

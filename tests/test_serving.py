@@ -1,0 +1,230 @@
+"""A real BentoML server on 127.0.0.1, called over HTTP, serving a tiny exported model."""
+
+import base64
+import io
+import json
+import shutil
+import struct
+import zlib
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from serving.launch import Server
+from training.preprocess import pil_to_gray, preprocess
+
+pytestmark = pytest.mark.slow
+MAX_MB = 2
+
+
+def png_bytes(im: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height (1-bit grey) but carries one row of data: a bomb's shape."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def glyphs(train_corpus):
+    with open(train_corpus / "test.npy", "rb") as f:
+        x = np.load(f)
+    return [Image.fromarray(a) for a in x[:8]]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_calibrated, tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    with Server(tiny_calibrated, log, GLYPHGATE_MAX_UPLOAD_MB=MAX_MB) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=120) as c:
+        yield c
+
+
+def direct(artifacts, im: Image.Image):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(artifacts / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = preprocess(pil_to_gray(im)).numpy()
+    logits, energy = session.run(["logits", "energy"], {"image": x})
+    return logits[0], float(energy[0])
+
+
+def test_server_binds_loopback_and_logs_its_provider(server):
+    out = server.output()
+    assert f"listening on http://127.0.0.1:{server.port}" in out
+    assert "glyphgate scoring on ONNX Runtime" in out and "ExecutionProvider" in out
+
+
+def test_classify_and_score_agree_with_onnx_runtime(client, tiny_calibrated, glyphs):
+    cal = json.loads((tiny_calibrated / "calibration.json").read_text(encoding="utf-8"))
+    for im in glyphs[:3]:
+        logits, energy = direct(tiny_calibrated, im)
+        r = client.post("/classify", files={"image": ("g.png", png_bytes(im), "image/png")})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["label"] == cal["classes"][int(np.argmax(logits))]
+        assert body["energy"] == pytest.approx(energy, abs=1e-5)
+        assert body["is_ood"] == (energy > cal["threshold"]) and body["threshold"] == pytest.approx(cal["threshold"])
+        assert len(body["top_k"]) == 5 and body["top_k"][0]["label"] == body["label"]
+        assert sum(t["p"] for t in body["top_k"]) <= 1 + 1e-6
+        s = client.post("/score", files={"image": ("g.png", png_bytes(im), "image/png")}).json()
+        assert s == {"energy": pytest.approx(energy, abs=1e-5), "threshold": body["threshold"], "is_ood": body["is_ood"]}
+
+
+def test_batch_endpoints_keep_request_order_and_report_bad_items(client, glyphs, tiny_calibrated):
+    files = [("images", (f"g{i}.png", png_bytes(im), "image/png")) for i, im in enumerate(glyphs)]
+    files.insert(3, ("images", ("broken.png", b"not an image", "image/png")))
+    r = client.post("/classify_batch", files=files)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["n"] == 9 and body["n_errors"] == 1
+    assert [x["filename"] for x in body["results"]] == [f[1][0] for f in files]
+    assert "broken.png: not an image" in body["results"][3]["error"]
+    for res, im in zip(body["results"][:3] + body["results"][4:], glyphs):
+        assert res["energy"] == pytest.approx(direct(tiny_calibrated, im)[1], abs=1e-5)
+    many = [("images", (f"g{i}.png", png_bytes(glyphs[i % 8]), "image/png")) for i in range(256)]
+    r = client.post("/score_batch", files=many)
+    assert r.status_code == 200 and r.json()["n"] == 256 and r.json()["n_errors"] == 0
+
+
+def test_unusual_but_valid_images_are_accepted(client, glyphs):
+    g = glyphs[0]
+    wide = Image.new("L", (5000, 20), 230)
+    cases = {
+        "rgb": png_bytes(g.convert("RGB")), "rgba": png_bytes(g.convert("RGBA")),
+        "16bit": png_bytes(Image.fromarray(np.asarray(g).astype(np.uint16) * 257)),
+        "1bit": png_bytes(g.convert("1")), "palette": png_bytes(g.convert("P")),
+        "1x1": png_bytes(Image.new("L", (1, 1), 200)), "wide": png_bytes(wide),
+        "jpeg": png_bytes(g, "JPEG"), "tiff": png_bytes(g, "TIFF"),
+        "png_named_jpeg": png_bytes(g),  # sent below as x.jpg / image/jpeg: decoded by content
+    }
+    for name, data in cases.items():
+        r = client.post("/classify", files={"image": ("x.jpg", data, "image/jpeg")})
+        assert r.status_code == 200, (name, r.text)
+        assert np.isfinite(r.json()["energy"])
+
+
+def _bad_requests(glyph_png: bytes):
+    truncated = glyph_png[: len(glyph_png) // 2]
+    b64 = base64.b64encode(glyph_png)
+    big = b"\0" * (MAX_MB * 1024 * 1024 + 1)
+    tiny = png_bytes(Image.new("L", (4, 4), 128))
+    return [
+        # (name, method, path, request kwargs, status, message fragment)
+        ("non-image bytes", "/score", {"files": {"image": ("a.png", b"hello, world", "image/png")}}, 400, "a.png: not an image"),
+        ("truncated png", "/score", {"files": {"image": ("t.png", truncated, "image/png")}}, 400, "t.png: damaged or truncated"),
+        ("zero-byte file", "/classify", {"files": {"image": ("z.png", b"", "image/png")}}, 400, "z.png: empty file"),
+        ("decompression bomb", "/score", {"files": {"image": ("bomb.png", png_header_only(100_000, 100_000), "image/png")}}, 400, "decompression bomb"),
+        ("over the pixel cap", "/score", {"files": {"image": ("huge.png", png_header_only(8000, 6000), "image/png")}}, 400, "over the 40,000,000-pixel cap"),
+        ("wrong field name", "/classify", {"files": {"file": ("g.png", glyph_png, "image/png")}}, 400, "no file in the field 'image'; got 'file'"),
+        ("url in file field", "/classify", {"files": {"image": (None, "http://169.254.169.254/latest/meta-data")}}, 400, "not text"),
+        ("url as urlencoded form", "/classify", {"data": {"image": "http://169.254.169.254/"}}, 400, "expected multipart/form-data"),
+        ("base64 text field", "/score", {"files": {"image": (None, b64.decode())}}, 400, "not text"),
+        ("base64 as file", "/score", {"files": {"image": ("b.png", b64, "image/png")}}, 400, "looks like base64"),
+        ("url bytes as file", "/score", {"files": {"image": ("u.png", b"https://example.com/a.png", "image/png")}}, 400, "looks like a URL"),
+        ("empty body", "/classify", {"content": b"", "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, "empty body"),
+        ("json instead of file", "/score", {"json": {"image": "a.png"}}, 400, "expected multipart/form-data"),
+        ("too many images", "/score_batch", {"files": [("images", ("t.png", tiny, "image/png"))] * 257}, 400, "the limit is 256"),
+        ("two files to /score", "/score", {"files": [("image", ("a.png", tiny, "image/png"))] * 2}, 400, "the limit is 1"),
+        ("body over the cap", "/score_batch", {"files": {"images": ("big.png", big, "image/png")}}, 413, "byte limit"),
+        ("generate n=0", "/generate", {"json": {"n": 0}}, 400, "n=0 is out of range"),
+        ("generate n=65", "/generate", {"json": {"n": 65}}, 400, "n=65 is out of range"),
+        ("generate steps=2000", "/generate_chain", {"json": {"steps": 2000}}, 400, "steps=2000 is out of range"),
+        ("generate unknown label", "/generate", {"json": {"label": "Q"}}, 400, "label 'Q' is not a class"),
+        ("generate n as text", "/generate", {"json": {"n": "ten"}}, 400, "n must be an integer"),
+        ("generate seed<0", "/generate", {"json": {"seed": -1}}, 400, "seed=-1 is out of range"),
+        ("generate unknown field", "/generate", {"json": {"count": 3}}, 400, "unknown field(s) 'count'"),
+        ("generate not json", "/generate", {"content": b"n=3", "headers": {"content-type": "application/json"}}, 400, "body is not JSON"),
+    ]
+
+
+def test_every_bad_input_is_a_4xx_with_a_message_and_the_server_survives(client, glyphs, tmp_path):
+    glyph_png = png_bytes(glyphs[0])
+    seen = []
+    for name, path, kwargs, status, fragment in _bad_requests(glyph_png):
+        r = client.post(path, **kwargs)
+        seen.append(f"| {name} | {path} | {r.status_code} | {r.json().get('error', r.text)[:110]} |")
+        assert r.status_code == status, (name, r.status_code, r.text)
+        assert fragment in r.json()["error"], (name, r.text)
+    (tmp_path / "bad_inputs.md").write_text("\n".join(seen) + "\n")
+    assert client.get("/readyz").status_code == 200
+    assert client.post("/score", files={"image": ("g.png", glyph_png, "image/png")}).status_code == 200
+
+
+def test_generate_and_generate_chain_return_pngs(client):
+    r = client.post("/generate", json={"n": 4, "steps": 5, "label": "ā", "seed": 1})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
+    grid = Image.open(io.BytesIO(r.content))
+    assert grid.size == (2 * 58 + 2, 2 * 58 + 2)
+    again = client.post("/generate", json={"n": 4, "steps": 5, "label": "ā", "seed": 1})
+    assert again.content == r.content  # seeded: the same request gives the same picture
+    r = client.post("/generate_chain", json={"steps": 16, "seed": 2})
+    strip = Image.open(io.BytesIO(r.content))
+    assert r.status_code == 200 and strip.size == (9 * 58 + 2, 58 + 2)
+    r = client.post("/generate", json={})
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (4 * 58 + 2, 4 * 58 + 2)
+
+
+def test_bearer_token_guards_the_apis_but_not_health(tiny_calibrated, glyphs, tmp_path):
+    png = png_bytes(glyphs[0])
+    with Server(tiny_calibrated, tmp_path / "serve.log", GLYPHGATE_API_TOKEN="s3cret") as s, httpx.Client(base_url=s.url, timeout=60) as c:
+        assert c.get("/readyz").status_code == 200 and c.get("/livez").status_code == 200
+        assert c.get("/metrics").status_code == 200
+        r = c.post("/score", files={"image": ("g.png", png, "image/png")})
+        assert r.status_code == 401 and "bearer token" in r.json()["error"]
+        r = c.post("/generate", json={"n": 1, "steps": 1}, headers={"Authorization": "Bearer wrong"})
+        assert r.status_code == 401
+        r = c.post("/score", files={"image": ("g.png", png, "image/png")}, headers={"Authorization": "Bearer s3cret"})
+        assert r.status_code == 200
+
+
+@pytest.mark.parametrize("damage", ["tampered model", "missing calibration"])
+def test_server_refuses_to_start_on_inconsistent_artifacts(tiny_calibrated, tmp_path, damage):
+    folder = tmp_path / "a"
+    shutil.copytree(tiny_calibrated, folder)
+    if damage == "tampered model":
+        with open(folder / "model.onnx", "ab") as f:
+            f.write(b"\0")
+        expected = "model_sha256 does not match"
+    else:
+        (folder / "calibration.json").unlink()
+        expected = "missing calibration.json"
+    s = Server(folder, tmp_path / "serve.log")
+    with pytest.raises(RuntimeError, match="server exited"):
+        s.start(timeout=60)
+    s.stop()
+    assert "refusing to start" in s.output() and expected in s.output()
+
+
+def test_scan_through_the_server_matches_local_scoring(server, tiny_calibrated, train_corpus, tmp_path):
+    from glyphgate.cli import main
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    with open(train_corpus / "test.npy", "rb") as f:
+        for i, a in enumerate(np.load(f)[:10]):
+            Image.fromarray(a).save(folder / f"g{i}.png")
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64), dtype=np.uint8)).save(folder / "noise.png")
+    (folder / "bad.png").write_bytes(b"\x89PNG broken")
+    main(["scan", str(folder), "--url", server.url, "--out", str(tmp_path / "remote"), "--batch", "4", "--no-progress"])
+    main(["scan", str(folder), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "local"), "--no-progress"])
+    remote = json.loads((tmp_path / "remote" / "results.json").read_text())["results"]
+    local = json.loads((tmp_path / "local" / "results.json").read_text())["results"]
+    assert [r["path"] for r in remote] == [r["path"] for r in local] and len(remote) == 12
+    for a, b in zip(remote, local):
+        assert ("error" in a) == ("error" in b)
+        if "error" not in a:
+            assert a["label"] == b["label"] and a["energy"] == pytest.approx(b["energy"], abs=1e-5)
