@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_DO_NOT_TRACK := True
 export BENTOML_HOME := $(CURDIR)/bentoml_home
 
-.PHONY: install test test-fast serve bento data model clean
+.PHONY: install browser test test-fast serve bento data model clean
 
 install: $(STAMP)
 
@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-test: install
+# The demo-page test drives Debian's Chromium; install it once when it is missing (needs root).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -q && apt-get install -y -q chromium chromium-driver; } >/dev/null || \
+	  echo "make: could not install chromium/chromium-driver; the demo-page tests will be skipped" >&2
+
+test: install browser
 	$(PY) -m pytest -q
 
 test-fast: install

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from training.preprocess import pil_to_gray, preprocess
+from training.preprocess import pil_to_gray, preprocess, preprocess_many
 
 # Formats a scanning pipeline sends; anything else is refused before a decoder runs.
 FORMATS = ["PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM"]
@@ -19,7 +19,26 @@ class BadImage(ValueError):
 
 
 def decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
-    """bytes -> float32 [1, 56, 56] in [-1, 1], or BadImage naming the upload and the problem."""
+    """bytes -> float32 [1, 1, 56, 56] in [-1, 1], or BadImage naming the upload and the problem."""
+    return preprocess(load_gray(data, name, max_pixels)).numpy()
+
+
+def decode_many(uploads: list[tuple[str, bytes]], max_pixels: int) -> tuple[np.ndarray, list[int], list[dict]]:
+    """Many uploads -> (model inputs [M, 1, 56, 56], indexes of the M good ones, errors of the rest).
+
+    Images of one size are preprocessed in one call (a batch of scans is usually one size)."""
+    grays, ok, errors = [], [], []
+    for i, (name, data) in enumerate(uploads):
+        try:
+            grays.append(load_gray(data, name, max_pixels))
+            ok.append(i)
+        except BadImage as e:
+            errors.append({"index": i, "filename": name, "error": str(e)})
+    return preprocess_many(grays).numpy(), ok, errors
+
+
+def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    """bytes -> the grey (H, W) float array preprocessing starts from; BadImage when unusable."""
     if not data:
         raise BadImage(f"{name}: empty file (0 bytes)")
     head = data[:64].lstrip()
@@ -43,7 +62,7 @@ def decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         raise BadImage(f"{name}: not an image in a supported format ({', '.join(FORMATS)}){hint}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise BadImage(f"{name}: damaged or truncated image ({e})") from None
-    return preprocess(_central(gray)).numpy().astype(np.float32)
+    return _central(gray)
 
 
 def _central(gray: np.ndarray, max_aspect: int = 4) -> np.ndarray:

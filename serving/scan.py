@@ -20,7 +20,7 @@ from tqdm import tqdm
 from training.artifacts import load_calibration
 from training.errors import DataError
 
-from .decode import BadImage, decode
+from .decode import decode, decode_many
 from .settings import load as load_settings
 
 FIELDS = ["path", "label", "confidence", "energy", "is_ood", "error"]
@@ -54,16 +54,12 @@ class LocalScorer:
         self.max_pixels = load_settings().max_pixels
 
     def __call__(self, batch: list[tuple[str, bytes]]) -> tuple[list[dict], dict[str, np.ndarray]]:
-        rows, arrays, ok = [], {}, []
-        for name, data in batch:
-            try:
-                arrays[name] = decode(data, name, self.max_pixels)
-                ok.append(name)
-            except BadImage as e:
-                rows.append({"path": name, "error": str(e)})
+        x, ok, errors = decode_many(batch, self.max_pixels)
+        rows = [{"path": e["filename"], "error": e["error"]} for e in errors]
+        arrays = {batch[i][0]: x[j:j + 1] for j, i in enumerate(ok)}
         if ok:
-            for name, r in zip(ok, self.scorer.classify(np.concatenate([arrays[n] for n in ok]))):
-                rows.append({"path": name, **{k: r[k] for k in ("label", "confidence", "energy", "is_ood")}})
+            for i, r in zip(ok, self.scorer.classify(x)):
+                rows.append({"path": batch[i][0], **{k: r[k] for k in ("label", "confidence", "energy", "is_ood")}})
         return rows, arrays
 
 

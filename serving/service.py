@@ -16,7 +16,7 @@ from annotated_types import Ge, Le
 from PIL import Image
 
 from serving import settings as _settings
-from serving.decode import BadImage, decode
+from serving.decode import decode_many
 from serving.generation import DEFAULTS, LIMITS
 from serving.images import to_png_image
 from serving.middleware import GateMiddleware
@@ -77,7 +77,9 @@ class Generator:
         return to_png_image(frames, nrow=len(frames))
 
 
-@bentoml.service(name="glyphgate", threads=4, http={"host": SETTINGS.host, "port": SETTINGS.port},
+# Two API workers: request parsing and decoding are Python (one GIL per process), so a second
+# process is what lets batch requests use both cores; ORT runs one thread per worker.
+@bentoml.service(name="glyphgate", workers=2, threads=4, http={"host": SETTINGS.host, "port": SETTINGS.port},
                  traffic={"timeout": 600})
 class Gate:
     generator = bentoml.depends(Generator)
@@ -93,15 +95,8 @@ class Gate:
         return names if names and len(names) == len(files) else [Path(f).name for f in files]
 
     def _decode(self, files: list[Path], ctx: bentoml.Context) -> tuple[np.ndarray, list[int], list[dict]]:
-        arrays, ok, errors = [], [], []
-        for i, (f, name) in enumerate(zip(files, self._names(files, ctx))):
-            try:
-                arrays.append(decode(Path(f).read_bytes(), name, SETTINGS.max_pixels))
-                ok.append(i)
-            except BadImage as e:
-                errors.append({"index": i, "filename": name, "error": str(e)})
-        x = np.concatenate(arrays) if arrays else np.empty((0, 1, 56, 56), np.float32)
-        return x, ok, errors
+        uploads = [(name, Path(f).read_bytes()) for f, name in zip(files, self._names(files, ctx))]
+        return decode_many(uploads, SETTINGS.max_pixels)
 
     def _one(self, image: Path, ctx: bentoml.Context, fn) -> dict:
         x, _, errors = self._decode([image], ctx)

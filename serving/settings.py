@@ -49,6 +49,6 @@ def load() -> Settings:
         port=_int("GLYPHGATE_PORT", 3000),
         # Scoring gets the cores; generation runs in its own process with fewer threads so a
         # long SGLD run leaves room for scoring requests.
-        ort_threads=_int("GLYPHGATE_ORT_THREADS", cpus),
+        ort_threads=_int("GLYPHGATE_ORT_THREADS", max(1, cpus // 2)),
         torch_threads=_int("GLYPHGATE_TORCH_THREADS", max(1, cpus // 2)),
     )

@@ -56,7 +56,7 @@ async function loadCalibration() {
 function drawHistogram(canvas, energy) {
   const h = calibration.histogram;
   const dpr = window.devicePixelRatio || 1;
-  const W = 320, H = 110;
+  const W = 320, H = 110;  // CSS pixels; the canvas is scaled for the screen's density
   canvas.width = W * dpr;
   canvas.height = H * dpr;
   const g = canvas.getContext("2d");
@@ -79,8 +79,7 @@ function drawHistogram(canvas, energy) {
   g.setLineDash([]); g.strokeStyle = "#1d4f91"; g.lineWidth = 3; g.beginPath();
   g.moveTo(x(energy), 4); g.lineTo(x(energy), H - 18); g.stroke();
   g.fillStyle = "#231a12"; g.font = "11px sans-serif";
-  g.fillText("glyphs", 6, H - 4);
-  g.fillText("energy →  (dashed: threshold, blue: this scan)", 60, H - 4);
+  g.fillText("energy →   green glyphs · orange near-OOD · red far-OOD · dashed threshold · blue this scan", 4, H - 4);
 }
 
 function card(file) {
@@ -115,7 +114,9 @@ async function check(file) {
   } catch (e) {
     el.className = "card error";
     el.dataset.verdict = "error";
-    el.innerHTML = `<div class="verdict">${escapeHtml(file.name)}: ${escapeHtml(e.message)}</div>`;
+    // server messages already start with the file name
+    const message = e.message.startsWith(`${file.name}:`) ? e.message : `${file.name}: ${e.message}`;
+    el.innerHTML = `<div class="verdict">Could not check ${escapeHtml(message)}</div>`;
   }
 }
 
