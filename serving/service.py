@@ -7,6 +7,7 @@ environment variables (see serving/settings.py and the README)."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,14 +17,14 @@ from annotated_types import Ge, Le
 from PIL import Image
 
 from serving import settings as _settings
-from serving.decode import decode_many
 from serving.generation import DEFAULTS, LIMITS
-from serving.images import to_png_image
 from serving.middleware import GateMiddleware
-from serving.scoring import Scorer
 from serving.ui import ui_app
 from training.artifacts import CALIBRATION_JSON, CLASSES_JSON, MODEL_ONNX, MODEL_PT, load_calibration, require
 from training.errors import DataError
+
+# torch, torchvision and onnxruntime are imported inside the services: `bentoml serve` imports
+# this module once just to find the services, and every second there delays /readyz.
 
 log = logging.getLogger("glyphgate")
 SETTINGS = _settings.load()
@@ -52,6 +53,8 @@ class Generator:
         from training.artifacts import load_torch_model
 
         torch.set_num_threads(SETTINGS.torch_threads)
+        # Below scoring in the CPU scheduler: a long SGLD run takes what scoring leaves.
+        os.nice(10)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = load_torch_model(SETTINGS.artifacts, device)
         log.warning("glyphgate generation on torch %s, device %s, %d threads", torch.__version__, device, torch.get_num_threads())
@@ -64,12 +67,15 @@ class Generator:
     @bentoml.api
     def generate(self, n: N = DEFAULTS["n"], steps: STEPS = DEFAULTS["steps"], label: str | None = None,
                  seed: SEED = DEFAULTS["seed"]) -> Image.Image:
+        from serving.images import to_png_image
+
         x, _ = self._run(n, steps, label, seed, keep_chain=False)
         return to_png_image(x, nrow=max(1, int(np.ceil(np.sqrt(len(x))))))
 
     @bentoml.api
     def generate_chain(self, n: N = 1, steps: STEPS = DEFAULTS["steps"], label: str | None = None,
                        seed: SEED = DEFAULTS["seed"]) -> Image.Image:
+        from serving.images import to_png_image
         from training.generate import chain_frames
 
         _, chain = self._run(n, steps, label, seed, keep_chain=True)
@@ -85,6 +91,9 @@ class Gate:
     generator = bentoml.depends(Generator)
 
     def __init__(self):
+        import serving.decode  # noqa: F401  (torch: loaded before the worker reports ready, not on a first request)
+        from serving.scoring import Scorer
+
         self.calibration = CALIBRATION
         self.scorer = Scorer(SETTINGS.artifacts, CALIBRATION["classes"], CALIBRATION["threshold"], SETTINGS.ort_threads)
 
@@ -95,6 +104,8 @@ class Gate:
         return names if names and len(names) == len(files) else [Path(f).name for f in files]
 
     def _decode(self, files: list[Path], ctx: bentoml.Context) -> tuple[np.ndarray, list[int], list[dict]]:
+        from serving.decode import decode_many
+
         uploads = [(name, Path(f).read_bytes()) for f, name in zip(files, self._names(files, ctx))]
         return decode_many(uploads, SETTINGS.max_pixels)
 
@@ -145,6 +156,8 @@ class Gate:
         if errors:
             raise bentoml.exceptions.InvalidArgument(errors[0]["error"])
         import torch
+
+        from serving.images import to_png_image
 
         return to_png_image(torch.from_numpy(x), nrow=1)
 

@@ -10,12 +10,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import DataError
-from .model import EnergyCNN
-from .sampler import InformativeInit, SGLDSampler
+
+if TYPE_CHECKING:  # torch is imported where it is used: checking a folder should not cost seconds
+    import torch
+
+    from .model import EnergyCNN
+    from .sampler import InformativeInit, SGLDSampler
 
 MODEL_ONNX, MODEL_PT, CLASSES_JSON, CALIBRATION_JSON = "model.onnx", "model.pt", "classes.json", "calibration.json"
 FORMAT = 1
@@ -89,12 +92,16 @@ class TorchModel:
         return self
 
     def sampler(self, **overrides) -> SGLDSampler:
+        from .sampler import SGLDSampler
+
         kw = {**self.sgld, **overrides}
         return SGLDSampler(self.net, len(self.classes), init=self.init, **kw)
 
 
 def save_torch_model(path: Path, net: EnergyCNN, classes: list[str], init: InformativeInit | None, sgld: dict,
                      mode: str) -> None:
+    import torch
+
     torch.save({
         "format": FORMAT, "mode": mode, "num_classes": net.num_classes, "width": net.width, "classes": list(classes),
         "state_dict": net.state_dict(), "sgld": dict(sgld),
@@ -103,6 +110,11 @@ def save_torch_model(path: Path, net: EnergyCNN, classes: list[str], init: Infor
 
 
 def load_torch_model(folder: str | Path, device: str | torch.device = "cpu") -> TorchModel:
+    import torch
+
+    from .model import EnergyCNN
+    from .sampler import InformativeInit
+
     path = require(folder, MODEL_PT) / MODEL_PT
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
