@@ -1,0 +1,22 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bentoml_build_packs_the_services_and_the_default_model(tmp_path):
+    """Offline build: bentoml needs a `uv` executable on PATH (the dev extra installs it)."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "BENTOML_HOME": str(tmp_path / "home"), "BENTOML_DO_NOT_TRACK": "True"}
+    done = subprocess.run([str(bin_dir / "bentoml"), "build"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    src = next((tmp_path / "home" / "bentos" / "glyphgate").glob("*/src"))
+    for part in ("serving/service.py", "serving/ui/index.html", "training/calibration.schema.json",
+                 "artifacts/default/model.onnx", "artifacts/default/calibration.json", "artifacts/default/model.pt"):
+        assert (src / part).is_file(), part
