@@ -7,10 +7,13 @@ from pathlib import Path
 import torch
 
 from .errors import DataError
-from .module import JEMModule
 
 
-def load_module(ckpt: str | Path) -> JEMModule:
+def load_module(ckpt: str | Path):
+    """A JEMModule from a checkpoint (Lightning is imported here only: the server's generator
+    samples an exported model and should not pay for it at start-up)."""
+    from .module import JEMModule
+
     path = Path(ckpt)
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found")
