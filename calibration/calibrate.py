@@ -23,10 +23,14 @@ from .scores import OnnxRunner, all_scores, grad_norm, softmax
 SCHEMA_VERSION = 1
 
 
-def score_artifacts(folder: Path, x_by_set: dict[str, np.ndarray], with_grad: bool = True) -> tuple[dict, dict]:
-    """(logits per set, score-function values per set) for one exported model."""
+def score_artifacts(folder: Path, x_by_set: dict[str, np.ndarray], with_grad: bool = True,
+                    model=None) -> tuple[dict, dict]:
+    """(logits per set, score-function values per set) for one exported model; `model` is its
+    already loaded TorchModel, if the caller has one."""
     runner = OnnxRunner(folder / MODEL_ONNX)
-    model = load_torch_model(folder) if with_grad else None
+    if with_grad and model is None:
+        model = load_torch_model(folder)
+    model = model if with_grad else None
     logits, scores = {}, {}
     for name, x in x_by_set.items():
         lg, en = runner(x)
@@ -77,7 +81,8 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
     sets = {split: x_id, **{n: x.numpy() for n, x in data.ood.items()}}
 
     t0 = time.perf_counter()
-    logits, scores = score_artifacts(folder, sets)
+    model = load_torch_model(folder)
+    logits, scores = score_artifacts(folder, sets, model=model)
     log(f"scored {sum(len(v) for v in sets.values())} images with 4 score functions in {time.perf_counter() - t0:.1f} s")
     s_id = scores.pop(split)
     probs = softmax(logits[split])
@@ -100,7 +105,7 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
             "scores": {f: ood_metrics(s_id[f], pooled[f]) for f in s_id},
         }
 
-    label = load_torch_model(folder).mode
+    label = model.mode
     comparison = {f"{label} · {f}": _comparison_row(s_id[f], {n: s[f] for n, s in scores.items()}, kinds)
                   for f in ("energy", "neg_max_softmax", "grad_norm")}
     baseline_meta = []
@@ -108,7 +113,7 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
         bfolder = require(b, MODEL_ONNX, MODEL_PT, CLASSES_JSON)
         _, bscores = score_artifacts(bfolder, sets, with_grad=False)
         b_id = bscores.pop(split)
-        blabel = load_torch_model(bfolder).mode
+        blabel = load_torch_model(bfolder).mode  # the baseline's mode names its rows
         for f in ("neg_max_softmax", "energy"):
             comparison[f"{blabel} · {f}"] = _comparison_row(b_id[f], {n: s[f] for n, s in bscores.items()}, kinds)
         baseline_meta.append({"artifacts": str(bfolder), "mode": blabel, "model_sha256": sha256(bfolder / MODEL_ONNX)})
@@ -135,9 +140,7 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
         "score_functions": list(s_id),
         "metrics": {"sets": per_set, "kinds": per_kind},
         "comparison": comparison,
-        "energy_histogram": energy_histogram(s_id["energy"], {k: np.concatenate([scores[n]["energy"] for n in scores
-                                                                                 if kinds.get(n, "unknown") == k])
-                                                              for k in per_kind}),
+        "energy_histogram": energy_histogram(s_id["energy"], _kind_pool({n: v["energy"] for n, v in scores.items()}, kinds)),
         "baselines": baseline_meta,
         "data": str(data_dir),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

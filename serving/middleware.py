@@ -34,15 +34,16 @@ class GateMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"].rstrip("/") or "/"
+        headers = dict(scope["headers"])
 
-        async def reply(status, message, headers=None):
-            start, body = _json(status, message, headers)
+        async def reply(status, message, extra_headers=None):
+            start, body = _json(status, message, extra_headers)
             await send(start)
             await send(body)
 
         token = self.settings.api_token
         if token and path.startswith(tuple(UPLOADS) + ("/generate", "/generate_chain")):
-            auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            auth = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, given = auth.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
                 return await reply(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
@@ -51,7 +52,7 @@ class GateMiddleware:
             return await self.app(scope, receive, send)
 
         cap = self.settings.max_upload_bytes
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > cap:
             return await reply(413, self._too_large(int(declared)))
         chunks, size = [], 0
@@ -69,7 +70,7 @@ class GateMiddleware:
         body = b"".join(chunks)
 
         if path in UPLOADS:
-            problem = await self._check_upload(scope, body, *UPLOADS[path])
+            problem = await self._check_upload(scope, headers, body, *UPLOADS[path])
             if problem:
                 return await reply(400, problem)
         elif path in ("/generate", "/generate_chain"):
@@ -92,9 +93,9 @@ class GateMiddleware:
         return (f"request body of {size:,} bytes is over the {self.settings.max_upload_bytes:,}-byte limit "
                 f"(GLYPHGATE_MAX_UPLOAD_MB={self.settings.max_upload_mb:g})")
 
-    async def _check_upload(self, scope, body: bytes, field: str, limit: int | None) -> str | None:
+    async def _check_upload(self, scope, headers: dict, body: bytes, field: str, limit: int | None) -> str | None:
         limit = limit or self.settings.max_batch
-        ctype = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+        ctype = headers.get(b"content-type", b"").decode("latin-1")
         if not body:
             return f"empty body: send multipart/form-data with the image file(s) in the field {field!r}"
         if not ctype.startswith("multipart/form-data"):
