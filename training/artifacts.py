@@ -105,7 +105,10 @@ def save_torch_model(path: Path, net: EnergyCNN, classes: list[str], init: Infor
     torch.save({
         "format": FORMAT, "mode": mode, "num_classes": net.num_classes, "width": net.width, "classes": list(classes),
         "state_dict": net.state_dict(), "sgld": dict(sgld),
-        "init": init.state_dict() if init is not None and bool(init.fitted) else None,
+        # float16 halves the file (the per-class axes are 8 MB in float32); it only shapes SGLD
+        # start points, and loading copies it back into float32 buffers
+        "init": ({k: v.half() if v.is_floating_point() else v for k, v in init.state_dict().items()}
+                 if init is not None and bool(init.fitted) else None),
     }, path)
 
 
