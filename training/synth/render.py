@@ -29,6 +29,27 @@ class Setting:
     pair_overlap: float = 0.12  # how far glyphs of a multi-glyph centre overlap, in em
 
 
+@functools.lru_cache(maxsize=4096)
+def line_band(face: Face, size: int) -> tuple[float, float]:
+    """(top, bottom) of the face's text line relative to the baseline: ascender to descender.
+
+    Cropping every glyph to this band, not to its own box, keeps the relative size and height
+    of letters (s sits in the x-height, S reaches the cap height), as a line segmenter does;
+    otherwise case pairs such as s/S or c/C become the same picture.
+    """
+    font = get_font(str(face.path), size)
+    tops, bottoms = [], []
+    for symbol in ("d", "l", "b", "A", "p", "q"):
+        glyph = face.char_for(symbol)
+        if glyph is not None:
+            _, t, _, b = font.getbbox(glyph[0], anchor="ls")
+            tops.append(t)
+            bottoms.append(b)
+    if not tops:
+        return -0.75 * size, 0.25 * size
+    return float(min(tops)), float(max(max(bottoms), 0))
+
+
 def _draw(draw: ImageDraw.ImageDraw, font, x: float, baseline: float, text: str, macron: bool, size: int):
     draw.text((x, baseline), text, font=font, fill=255, anchor="ls")
     if macron:
@@ -101,16 +122,18 @@ def compose(
             _draw(dc, font, nx, baseline, letter[0], letter[1], size)
         ink = np.maximum(ink, np.asarray(ctx, dtype=np.float32))
 
-    l, t, r, b = box
+    band_top, band_bottom = line_band(face, size)
+    l, r = box[0], box[2]
+    t, b = min(box[1], baseline + band_top), max(box[3], baseline + band_bottom)
     bw, bh = r - l, b - t
-    # A segmenter crops the glyph's box with a margin; narrow glyphs (i, l, f) keep a
-    # minimum width so they are not swamped by their neighbours.
-    margin = rng.uniform(1.12, 1.45)
-    ch = max(bh, 0.6 * bw) * margin * rng.uniform(0.95, 1.05)
-    cw = max(bw, 0.6 * bh) * margin * rng.uniform(0.95, 1.05)
+    # The crop spans the line band (or more, for a macron or a rotated glyph); narrow glyphs
+    # (i, l, f) keep a minimum width so they are not swamped by their neighbours.
+    margin = rng.uniform(1.04, 1.2)
+    ch = bh * margin * rng.uniform(0.97, 1.03)
+    cw = max(bw * margin, 0.6 * ch) * rng.uniform(0.95, 1.05)
     side = max(cw, ch)
-    cx = (l + r) / 2 + rng.uniform(-0.08, 0.08) * side
-    cy = (t + b) / 2 + rng.uniform(-0.08, 0.08) * side
+    cx = (l + r) / 2 + rng.uniform(-0.08, 0.08) * cw
+    cy = (t + b) / 2 + rng.uniform(-0.04, 0.04) * side
     img = Image.fromarray((ink / 255.0).astype(np.float32))
     img = img.rotate(rng.uniform(-5.0, 5.0), resample=Image.BILINEAR, center=(cx, cy))
     crop = (cx - cw / 2, cy - ch / 2, cx + cw / 2, cy + ch / 2)
