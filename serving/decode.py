@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from training.preprocess import pil_to_gray, preprocess, preprocess_many
+from training.preprocess import pil_to_gray, prepare, prepare_many
 
 # Formats a scanning pipeline sends; anything else is refused before a decoder runs.
 FORMATS = ["PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM"]
@@ -20,13 +20,11 @@ class BadImage(ValueError):
 
 def decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     """bytes -> float32 [1, 1, 56, 56] in [-1, 1], or BadImage naming the upload and the problem."""
-    return preprocess(load_gray(data, name, max_pixels)).numpy()
+    return prepare(load_gray(data, name, max_pixels))
 
 
 def decode_many(uploads: list[tuple[str, bytes]], max_pixels: int) -> tuple[np.ndarray, list[int], list[dict]]:
-    """Many uploads -> (model inputs [M, 1, 56, 56], indexes of the M good ones, errors of the rest).
-
-    Images of one size are preprocessed in one call (a batch of scans is usually one size)."""
+    """Many uploads -> (model inputs [M, 1, 56, 56], indexes of the M good ones, errors of the rest)."""
     grays, ok, errors = [], [], []
     for i, (name, data) in enumerate(uploads):
         try:
@@ -34,7 +32,7 @@ def decode_many(uploads: list[tuple[str, bytes]], max_pixels: int) -> tuple[np.n
             ok.append(i)
         except BadImage as e:
             errors.append({"index": i, "filename": name, "error": str(e)})
-    return preprocess_many(grays).numpy(), ok, errors
+    return prepare_many(grays), ok, errors
 
 
 def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:

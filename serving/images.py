@@ -1,15 +1,31 @@
-"""Sample tensors -> PIL images for the HTTP responses (a grid, or one chain as a strip)."""
+"""Images for the HTTP responses: sample grids and chain strips (torch, in the generator), and
+single model inputs (numpy, in the scoring workers, which never import torch)."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+import numpy as np
 from PIL import Image
-from torchvision.transforms.functional import to_pil_image
-from torchvision.utils import make_grid
+
+if TYPE_CHECKING:
+    import torch
 
 
-def to_png_image(x: torch.Tensor, nrow: int) -> Image.Image:
-    grid = make_grid(x.clamp(-1, 1) * 0.5 + 0.5, nrow=nrow, padding=2, pad_value=1.0)
-    im = to_pil_image(grid[:1])
+def _png(im: Image.Image) -> Image.Image:
     im.format = "PNG"  # BentoML encodes an image response in its .format
     return im
+
+
+def to_png_image(x: "torch.Tensor", nrow: int) -> Image.Image:
+    from torchvision.transforms.functional import to_pil_image
+    from torchvision.utils import make_grid
+
+    grid = make_grid(x.clamp(-1, 1) * 0.5 + 0.5, nrow=nrow, padding=2, pad_value=1.0)
+    return _png(to_pil_image(grid[:1]))
+
+
+def input_image(x: np.ndarray) -> Image.Image:
+    """One model input ([1, 1, H, W] or [H, W] in [-1, 1]) -> the grey image the model sees."""
+    a = np.asarray(x, dtype=np.float32).reshape(x.shape[-2:])
+    return _png(Image.fromarray(np.round((np.clip(a, -1, 1) * 0.5 + 0.5) * 255).astype(np.uint8), mode="L"))

@@ -21,6 +21,7 @@ from training.artifacts import load_calibration
 from training.errors import DataError
 
 from .decode import decode, decode_many
+from .images import input_image
 from .settings import load as load_settings
 
 FIELDS = ["path", "label", "confidence", "energy", "is_ood", "error"]
@@ -133,10 +134,8 @@ def write_reports(out: Path, rows: list[dict], flagged: dict[str, np.ndarray], s
 
 
 def _png(a: np.ndarray) -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
-    Image.fromarray(((a.reshape(a.shape[-2:]) * 0.5 + 0.5) * 255).clip(0, 255).astype(np.uint8)).save(buf, format="PNG")
+    input_image(a).save(buf, format="PNG")
     return buf.getvalue()
 
 

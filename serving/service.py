@@ -45,6 +45,16 @@ STEPS = Annotated[int, Ge(LIMITS["steps"][0]), Le(LIMITS["steps"][1])]
 SEED = Annotated[int, Ge(LIMITS["seed"][0]), Le(LIMITS["seed"][1])]
 
 
+def _below_scoring() -> None:
+    """Put the calling thread (and the torch threads it starts) at the bottom of the CPU
+    scheduler, so a long SGLD run takes only what scoring leaves. Linux priorities are per
+    thread, so this runs in the thread that does the work, on every request (it is idempotent)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
+    except (AttributeError, OSError):  # not Linux/Unix, or not permitted: generation still works
+        pass
+
+
 @bentoml.service(name="glyphgate-generator", workers=1, traffic={"timeout": 600})
 class Generator:
     def __init__(self):
@@ -53,14 +63,14 @@ class Generator:
         from training.artifacts import load_torch_model
 
         torch.set_num_threads(SETTINGS.torch_threads)
-        # Below scoring in the CPU scheduler: a long SGLD run takes what scoring leaves.
-        os.nice(10)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = load_torch_model(SETTINGS.artifacts, device)
         log.warning("glyphgate generation on torch %s, device %s, %d threads", torch.__version__, device, torch.get_num_threads())
 
     def _run(self, n, steps, label, seed, keep_chain):
         from training.generate import synthesize
+
+        _below_scoring()
 
         return synthesize(self.model, n=n, steps=steps, label=label, seed=seed, keep_chain=keep_chain)
 
@@ -91,7 +101,7 @@ class Gate:
     generator = bentoml.depends(Generator)
 
     def __init__(self):
-        import serving.decode  # noqa: F401  (torch: loaded before the worker reports ready, not on a first request)
+        import serving.decode  # noqa: F401  (Pillow's decoders load before the worker reports ready)
         from serving.scoring import Scorer
 
         self.calibration = CALIBRATION
@@ -155,11 +165,9 @@ class Gate:
         x, _, errors = self._decode([image], ctx)
         if errors:
             raise bentoml.exceptions.InvalidArgument(errors[0]["error"])
-        import torch
+        from serving.images import input_image
 
-        from serving.images import to_png_image
-
-        return to_png_image(torch.from_numpy(x), nrow=1)
+        return input_image(x[0])
 
     # -- generation (forwarded to the Generator process) ----------------------------------------
     @bentoml.api

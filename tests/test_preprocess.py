@@ -83,3 +83,14 @@ def test_preprocess_many_mixed_sizes_matches_one_by_one():
 def test_rejects_colour_arrays():
     with pytest.raises(ValueError):
         preprocess(np.zeros((2, 3, 20, 20)))
+
+
+@pytest.mark.parametrize("shape", [(70, 50), (40, 90), (200, 300), (3, 700), (1000, 80), (30, 30), (1, 1)])
+def test_pillow_resize_matches_torchvision_antialias(shape):
+    """The numpy/Pillow path (no torch in the scoring workers) is torchvision's resize + crop."""
+    import torchvision.transforms.v2.functional as TF
+
+    a = np.random.default_rng(sum(shape)).random(shape).astype(np.float32)
+    t = torch.from_numpy((a - a.min()) / (a.max() - a.min()) if a.max() > a.min() else np.ones_like(a))[None, None]
+    ref = TF.center_crop(TF.resize(t, [56], antialias=True), [56, 56]) * 2 - 1
+    assert torch.allclose(preprocess(a), ref.clamp(-1, 1), atol=1e-4)

@@ -100,6 +100,28 @@ def test_batch_endpoints_keep_request_order_and_report_bad_items(client, glyphs,
     assert r.status_code == 200 and r.json()["n"] == 256 and r.json()["n_errors"] == 0
 
 
+def test_preview_is_the_model_input(client, glyphs):
+    wide = glyphs[1].resize((90, 56))  # resized and centre-cropped on the way in
+    r = client.post("/preview", files={"image": ("w.png", png_bytes(wide), "image/png")})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
+    seen = np.asarray(Image.open(io.BytesIO(r.content)), np.float32) / 127.5 - 1.0
+    assert seen.shape == (56, 56)
+    assert np.abs(seen - preprocess(pil_to_gray(wide)).numpy()[0, 0]).max() <= 1 / 127.5
+
+
+def test_only_the_generator_process_loads_torch(server):
+    """Scoring workers run on numpy, Pillow and ONNX Runtime: no torch start-up, no torch threads."""
+    import psutil
+
+    procs = psutil.Process(server.proc.pid).children(recursive=True) + [psutil.Process(server.proc.pid)]
+
+    def loads_torch(p):
+        return any("libtorch_cpu" in m.path for m in p.memory_maps(grouped=True))
+
+    assert sum(loads_torch(p) for p in procs) == 1, [(p.pid, p.cmdline()[-4:]) for p in procs]
+    assert sum(any("onnxruntime" in m.path for m in p.memory_maps(grouped=True)) for p in procs) == 2
+
+
 def test_unusual_but_valid_images_are_accepted(client, glyphs):
     g = glyphs[0]
     wide = Image.new("L", (5000, 20), 230)

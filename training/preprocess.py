@@ -2,16 +2,23 @@
 
 Per-image min-max scale to [0, 1], antialiased resize of the shorter side to 56, centre
 crop 56x56, normalise to [-1, 1]. Dark ink on light paper stays dark (-1) on light (+1).
+
+It runs on numpy and Pillow (whose antialiased bilinear resize is the one torchvision's
+`resize(antialias=True)` reproduces), so the scoring workers never import torch: that is
+seconds of start-up and a thread pool per worker saved. `preprocess`/`preprocess_many` wrap
+the result in a tensor for training and calibration.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torchvision.transforms.v2.functional as TF
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SIZE = 56
 
@@ -35,57 +42,69 @@ def pil_to_gray(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)
 
 
-def _as_batch(x) -> torch.Tensor:
-    """Tensor / ndarray / PIL image / list of those -> float32 tensor (N, 1, H, W)."""
+def _as_batch(x) -> np.ndarray:
+    """Tensor / ndarray / PIL image -> float32 array (N, H, W)."""
     if isinstance(x, Image.Image):
         x = pil_to_gray(x)
-    if isinstance(x, np.ndarray):
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        x = torch.from_numpy(x if x.flags.writeable else x.copy())
-    if not isinstance(x, torch.Tensor):
+    elif hasattr(x, "detach"):  # a torch tensor, without importing torch here
+        x = x.detach().cpu().numpy()
+    if not isinstance(x, np.ndarray):
         raise TypeError(f"cannot preprocess an object of type {type(x).__name__}")
-    x = x.to(torch.float32)
-    if x.dim() == 2:
-        x = x[None, None]
-    elif x.dim() == 3:
-        x = x[:, None]
-    elif x.dim() != 4 or x.shape[1] != 1:
+    x = x.astype(np.float32, copy=False)
+    if x.ndim == 2:
+        x = x[None]
+    elif x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    elif x.ndim != 3:
         raise ValueError(f"expected images shaped (H,W), (N,H,W) or (N,1,H,W), got {tuple(x.shape)}")
     return x
 
 
-def preprocess(x, size: int = IMAGE_SIZE) -> torch.Tensor:
-    """Images of one size -> float32 tensor (N, 1, size, size) in [-1, 1].
+def _resize_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """One (H, W) image in [0, 1] -> shorter side `size` (antialiased bilinear), centre square."""
+    h, w = img.shape
+    if min(h, w) != size:
+        # The long side rounds down, as torchvision's resize([size]) does.
+        nh, nw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+        img = np.asarray(Image.fromarray(np.ascontiguousarray(img), mode="F").resize((nw, nh), Image.BILINEAR))
+        h, w = nh, nw
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return img[top:top + size, left:left + size]
+
+
+def prepare(x, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Images of one size -> float32 array (N, 1, size, size) in [-1, 1].
 
     Accepts a PIL image, a numpy array or tensor shaped (H,W), (N,H,W) or (N,1,H,W), any
-    numeric dtype. Images of different sizes go through `preprocess_many`.
+    numeric dtype. Images of different sizes go through `prepare_many`.
     """
     x = _as_batch(x)
-    lo = x.amin(dim=(1, 2, 3), keepdim=True)
-    hi = x.amax(dim=(1, 2, 3), keepdim=True)
-    span = hi - lo
+    lo = x.min(axis=(1, 2), keepdims=True)
+    span = x.max(axis=(1, 2), keepdims=True) - lo
     # A flat image holds no ink: show it as blank paper rather than dividing by zero.
-    x = torch.where(span > 0, (x - lo) / span.clamp_min(1e-12), torch.ones_like(x))
-    x = TF.resize(x, [size], antialias=True)
-    x = TF.center_crop(x, [size, size])
-    return (x * 2.0 - 1.0).clamp_(-1.0, 1.0).contiguous()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = np.where(span > 0, (x - lo) / np.maximum(span, 1e-12), np.float32(1.0)).astype(np.float32)
+    if x.shape[1:] != (size, size):
+        x = np.stack([_resize_crop(im, size) for im in x]) if len(x) else np.empty((0, size, size), np.float32)
+    return np.clip(x * np.float32(2.0) - np.float32(1.0), -1.0, 1.0)[:, None].astype(np.float32)
 
 
-def preprocess_many(images: Sequence, size: int = IMAGE_SIZE) -> torch.Tensor:
-    """A sequence of single images of any sizes -> (N, 1, size, size); equal sizes are batched."""
+def prepare_many(images: Sequence, size: int = IMAGE_SIZE) -> np.ndarray:
+    """A sequence of single images of any sizes -> (N, 1, size, size)."""
     if len(images) == 0:
-        return torch.empty(0, 1, size, size)
-    batches = [_as_batch(im) for im in images]
-    out = torch.empty(sum(b.shape[0] for b in batches), 1, size, size)
-    by_shape: dict[tuple, list[int]] = {}
-    for i, b in enumerate(batches):
-        by_shape.setdefault(tuple(b.shape[2:]), []).append(i)
-    offsets = np.cumsum([0] + [b.shape[0] for b in batches])
-    for idx in by_shape.values():
-        y = preprocess(torch.cat([batches[i] for i in idx]), size)
-        k = 0
-        for i in idx:
-            n = batches[i].shape[0]
-            out[offsets[i] : offsets[i] + n] = y[k : k + n]
-            k += n
-    return out
+        return np.empty((0, 1, size, size), np.float32)
+    return np.concatenate([prepare(im, size) for im in images])
+
+
+def preprocess(x, size: int = IMAGE_SIZE) -> "torch.Tensor":
+    """`prepare` as a float32 tensor, for training and calibration."""
+    import torch
+
+    return torch.from_numpy(prepare(x, size))
+
+
+def preprocess_many(images: Sequence, size: int = IMAGE_SIZE) -> "torch.Tensor":
+    """`prepare_many` as a float32 tensor."""
+    import torch
+
+    return torch.from_numpy(prepare_many(images, size))
