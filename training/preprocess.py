@@ -90,10 +90,21 @@ def prepare(x, size: int = IMAGE_SIZE) -> np.ndarray:
 
 
 def prepare_many(images: Sequence, size: int = IMAGE_SIZE) -> np.ndarray:
-    """A sequence of single images of any sizes -> (N, 1, size, size)."""
-    if len(images) == 0:
-        return np.empty((0, 1, size, size), np.float32)
-    return np.concatenate([prepare(im, size) for im in images])
+    """A sequence of single images of any sizes -> (N, 1, size, size); equal sizes are batched."""
+    batches = [_as_batch(im) for im in images]
+    out = np.empty((sum(len(b) for b in batches), 1, size, size), np.float32)
+    by_shape: dict[tuple, list[int]] = {}
+    for i, b in enumerate(batches):
+        by_shape.setdefault(b.shape[1:], []).append(i)
+    offsets = np.cumsum([0] + [len(b) for b in batches])
+    for idx in by_shape.values():
+        y = prepare(np.concatenate([batches[i] for i in idx]), size)
+        k = 0
+        for i in idx:
+            n = len(batches[i])
+            out[offsets[i]:offsets[i] + n] = y[k:k + n]
+            k += n
+    return out
 
 
 def preprocess(x, size: int = IMAGE_SIZE) -> "torch.Tensor":
