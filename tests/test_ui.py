@@ -119,6 +119,7 @@ def test_page_asks_for_the_token_once_and_then_works(tiny_calibrated, scans, tmp
             driver.find_element("id", "token-save").click()
             driver.find_element("id", "files").send_keys(str(scans / "noise.png"))
             cards = verdicts(driver, 2)
+            assert len(cards) == 2 and "noise.png" in cards[0].text  # only the new file is checked
             assert cards[0].get_attribute("data-verdict") == "flagged"
         finally:
             driver.quit()

@@ -158,7 +158,11 @@ async function generate(event) {
 
 function wire() {
   const drop = $("drop");
-  $("files").addEventListener("change", (e) => checkAll([...e.target.files]));
+  $("files").addEventListener("change", (e) => {
+    const files = [...e.target.files];
+    e.target.value = ""; // so choosing the same file again checks it again
+    checkAll(files);
+  });
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); checkAll([...e.dataTransfer.files]); });
