@@ -50,9 +50,9 @@ class LocalScorer:
     def __init__(self, artifacts: Path):
         from .scoring import Scorer
 
-        cal = load_calibration(artifacts)
-        self.scorer = Scorer(artifacts, cal["classes"], cal["threshold"], threads=load_settings().ort_threads)
-        self.max_pixels = load_settings().max_pixels
+        cal, settings = load_calibration(artifacts), load_settings()
+        self.scorer = Scorer(artifacts, cal["classes"], cal["threshold"], threads=settings.ort_threads)
+        self.max_pixels = settings.max_pixels
 
     def __call__(self, batch: list[tuple[str, bytes]]) -> tuple[list[dict], dict[str, np.ndarray]]:
         x, ok, errors = decode_many(batch, self.max_pixels)
@@ -133,7 +133,7 @@ def write_reports(out: Path, rows: list[dict], flagged: dict[str, np.ndarray], s
     contact_sheet(out, [r for r in rows if r.get("is_ood")], flagged, summary)
 
 
-def _png(a: np.ndarray) -> bytes:
+def _png_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     input_image(a).save(buf, format="PNG")
     return buf.getvalue()
@@ -149,7 +149,7 @@ def contact_sheet(out: Path, rows: list[dict], arrays: dict[str, np.ndarray], su
         x = torch.from_numpy(np.concatenate([arrays[r["path"]] for r in shown]))
         save_image(x * 0.5 + 0.5, out / "flagged.png", nrow=16, padding=2, pad_value=1.0)
     cells = "".join(
-        f"<figure><img src='data:image/png;base64,{base64.b64encode(_png(arrays[r['path']])).decode()}' width=112 height=112>"
+        f"<figure><img src='data:image/png;base64,{base64.b64encode(_png_bytes(arrays[r['path']])).decode()}' width=112 height=112>"
         f"<figcaption>{html.escape(r['path'])}<br>energy {r['energy']:.2f} · {html.escape(r['label'])} "
         f"{r['confidence']:.2f}</figcaption></figure>" for r in shown)
     (out / "flagged.html").write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">

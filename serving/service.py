@@ -18,14 +18,18 @@ from annotated_types import Ge, Le
 from PIL import Image
 
 from serving import settings as _settings
+from serving.decode import decode_many
 from serving.generation import DEFAULTS, LIMITS
+from serving.images import input_image, to_png_image
 from serving.middleware import GateMiddleware
+from serving.scoring import Scorer
 from serving.ui import ui_app
-from training.artifacts import CALIBRATION_JSON, CLASSES_JSON, MODEL_ONNX, MODEL_PT, load_calibration, require
+from training.artifacts import CALIBRATION_JSON, CLASSES_JSON, MODEL_ONNX, MODEL_PT, load_calibration, load_torch_model, require
 from training.errors import DataError
 
-# torch, torchvision and onnxruntime are imported inside the services: `bentoml serve` imports
-# this module once just to find the services, and every second there delays /readyz.
+# torch, torchvision and onnxruntime are imported inside the services (the scoring workers
+# never import torch): `bentoml serve` imports this module once just to find the services, and
+# every second there delays /readyz.
 
 log = logging.getLogger("glyphgate")
 SETTINGS = _settings.load()
@@ -68,8 +72,6 @@ class Generator:
     def __init__(self):
         import torch
 
-        from training.artifacts import load_torch_model
-
         torch.set_num_threads(SETTINGS.torch_threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = load_torch_model(SETTINGS.artifacts, device)
@@ -79,21 +81,17 @@ class Generator:
         from training.generate import synthesize
 
         _below_scoring()
-
         return synthesize(self.model, n=n, steps=steps, label=label, seed=seed, keep_chain=keep_chain)
 
     @bentoml.api
     def generate(self, n: N = DEFAULTS["n"], steps: STEPS = DEFAULTS["steps"], label: str | None = None,
                  seed: SEED = DEFAULTS["seed"]) -> Image.Image:
-        from serving.images import to_png_image
-
         x, _ = self._run(n, steps, label, seed, keep_chain=False)
         return to_png_image(x, nrow=max(1, int(np.ceil(np.sqrt(len(x))))))
 
     @bentoml.api
     def generate_chain(self, n: N = 1, steps: STEPS = DEFAULTS["steps"], label: str | None = None,
                        seed: SEED = DEFAULTS["seed"]) -> Image.Image:
-        from serving.images import to_png_image
         from training.generate import chain_frames
 
         _, chain = self._run(n, steps, label, seed, keep_chain=True)
@@ -109,9 +107,6 @@ class Gate:
     generator = bentoml.depends(Generator)
 
     def __init__(self):
-        import serving.decode  # noqa: F401  (Pillow's decoders load before the worker reports ready)
-        from serving.scoring import Scorer
-
         self.calibration = CALIBRATION
         self.scorer = Scorer(SETTINGS.artifacts, CALIBRATION["classes"], CALIBRATION["threshold"], SETTINGS.ort_threads)
         # Everything loaded so far lives as long as the worker: keep it out of the garbage
@@ -125,8 +120,6 @@ class Gate:
         return names if names and len(names) == len(files) else [Path(f).name for f in files]
 
     def _decode(self, files: list[Path], ctx: bentoml.Context) -> tuple[np.ndarray, list[int], list[dict]]:
-        from serving.decode import decode_many
-
         uploads = [(name, Path(f).read_bytes()) for f, name in zip(files, self._names(files, ctx))]
         return decode_many(uploads, SETTINGS.max_pixels)
 
@@ -178,8 +171,6 @@ class Gate:
         x, _, errors = self._decode([image], ctx)
         if errors:
             raise bentoml.exceptions.InvalidArgument(errors[0]["error"])
-        from serving.images import input_image
-
         return input_image(x[0])
 
     # -- generation (forwarded to the Generator process) ----------------------------------------

@@ -82,8 +82,7 @@ def prepare(x, size: int = IMAGE_SIZE) -> np.ndarray:
     lo = x.min(axis=(1, 2), keepdims=True)
     span = x.max(axis=(1, 2), keepdims=True) - lo
     # A flat image holds no ink: show it as blank paper rather than dividing by zero.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x = np.where(span > 0, (x - lo) / np.maximum(span, 1e-12), np.float32(1.0)).astype(np.float32)
+    x = np.where(span > 0, (x - lo) / np.maximum(span, 1e-12), np.float32(1.0)).astype(np.float32)
     if x.shape[1:] != (size, size):
         x = np.stack([_resize_crop(im, size) for im in x]) if len(x) else np.empty((0, size, size), np.float32)
     return np.clip(x * np.float32(2.0) - np.float32(1.0), -1.0, 1.0)[:, None].astype(np.float32)
