@@ -18,6 +18,8 @@ from training.errors import DataError
 from . import report as rep
 from .metrics import expected_calibration_error, fit_threshold, ood_metrics, reliability
 from .rbm import fit_rbm, free_energy
+from .real import REAL_SCANS_JSON
+from .robustness import panel_examples, robustness_panel
 from .scores import OnnxRunner, all_scores, grad_norm, softmax
 
 SCHEMA_VERSION = 1
@@ -124,6 +126,10 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
         comparison["BernoulliRBM · free energy"] = _comparison_row(free_energy(machine, x_id), f_ood, kinds)
         log(f"fitted and scored the BernoulliRBM baseline in {time.perf_counter() - t0:.1f} s")
 
+    t0 = time.perf_counter()
+    panel = robustness_panel(OnnxRunner(folder / MODEL_ONNX), x_id, y_id, threshold)
+    log(f"robustness panel: {len(panel) - 1} perturbations of {len(y_id)} glyphs in {time.perf_counter() - t0:.1f} s")
+
     cal = {
         "schema_version": SCHEMA_VERSION,
         "score": "energy",
@@ -140,11 +146,14 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
         "score_functions": list(s_id),
         "metrics": {"sets": per_set, "kinds": per_kind},
         "comparison": comparison,
+        "robustness": panel,
         "energy_histogram": energy_histogram(s_id["energy"], _kind_pool({n: v["energy"] for n, v in scores.items()}, kinds)),
         "baselines": baseline_meta,
         "data": str(data_dir),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    # Real-page figures were measured at the old threshold: they are re-made by `glyphgate evaluate`.
+    (folder / REAL_SCANS_JSON).unlink(missing_ok=True)
     (folder / CALIBRATION_JSON).write_text(json.dumps(cal, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_report(folder / "report", cal, comparison, x_id, s_id, scores, {n: x for n, x in sets.items() if n != split},
                  kinds, reliability(probs, y_id))
@@ -158,11 +167,14 @@ def write_report(out: Path, cal: dict, comparison: dict, x_id, s_id, scores, x_o
     rep.roc_curves(out / "roc_curves.png", s_id, scores, kinds)
     rep.reliability_diagram(out / "reliability.png", rel, cal["id"]["ece"])
     rep.image_grid(out / "false_alarms.png", x_id[np.argsort(-s_id["energy"])])
+    rep.image_grid(out / "robustness_examples.png", panel_examples(x_id), nrow=8, limit=None)
     figures = {
         "Energy: ID test vs each OOD set (the sheet's Fig. 2)": "energy_histograms.png",
         "ROC curves per score function (red far, orange near)": "roc_curves.png",
         "Reliability diagram": "reliability.png",
         "False alarms: the 64 highest-energy ID test glyphs": "false_alarms.png",
+        "Robustness panel: the same 8 test glyphs clean (top row), then under each perturbation in the panel's order":
+            "robustness_examples.png",
     }
     for kind in sorted(set(kinds.values())):
         names = [n for n in x_ood if kinds.get(n) == kind]
@@ -170,4 +182,6 @@ def write_report(out: Path, cal: dict, comparison: dict, x_id, s_id, scores, x_o
         e = np.concatenate([scores[n]["energy"] for n in names])
         rep.image_grid(out / f"misses_{kind}.png", x[np.argsort(e)])
         figures[f"Misses, {kind} OOD: the 64 lowest-energy images"] = f"misses_{kind}.png"
+    # glyphgate evaluate adds the real-page section later and re-renders the index from these.
+    (out / "figures.json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     rep.write_index(out / "index.html", cal, comparison, figures)

@@ -41,3 +41,18 @@ def card(args) -> int:
 
     print(f"wrote {write_card(args.artifacts, args.run, args.data, args.baseline_run, args.command)}")
     return 0
+
+
+def add_evaluate_arguments(p):
+    p.add_argument("--artifacts", required=True, help="calibrated artifacts folder; results go to its real_scans.json and report/")
+    p.add_argument("--data", required=True, help="folder from `glyphgate data import-page`: <class>/ and ood/<kind>/")
+    p.add_argument("--name", required=True, help="name of this collection in real_scans.json (e.g. kant-bin)")
+    p.add_argument("--source", default="", help="where the pages come from and their licence, for the card")
+
+
+def evaluate(args) -> int:
+    from .real import evaluate_real, summary_line
+
+    print(summary_line(args.name, evaluate_real(args.artifacts, args.data, args.name, args.source)))
+    print(f"wrote {args.artifacts}/real_scans.json")
+    return 0

@@ -78,8 +78,11 @@ def reliability_diagram(path: Path, rel: dict, ece: float) -> None:
     plt.close(fig)
 
 
-def image_grid(path: Path, x: np.ndarray, nrow: int = 8) -> None:
-    save_image(torch.as_tensor(x[:64]).float() * 0.5 + 0.5, path, nrow=nrow, padding=2, pad_value=1.0)
+def image_grid(path: Path, x: np.ndarray, nrow: int = 8, limit: int | None = 64) -> None:
+    x = x[:limit] if limit else x
+    if len(x) == 0:  # nothing to show: a blank tile rather than no file
+        x = np.ones((1, 1, 56, 56), np.float32)
+    save_image(torch.as_tensor(x).float() * 0.5 + 0.5, path, nrow=nrow, padding=2, pad_value=1.0)
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -88,7 +91,21 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_index(path: Path, cal: dict, comparison: dict, figures: dict[str, str]) -> None:
+def _real_section(real_scans: dict) -> str:
+    if not real_scans:
+        return "<p>No real pages evaluated (<code>glyphgate evaluate</code> writes them here).</p>"
+    kinds = sorted({k for r in real_scans.values() for k in r["ood"]})
+    table = _table(["collection", "glyphs", "classes", "accuracy", "flagged at threshold"] + [f"AUROC vs {k}" for k in kinds], [
+        [html.escape(n), r["n_glyphs"], r["n_classes"], f"{r['accuracy']:.4f}", f"{r['flagged_at_threshold']:.4f}"]
+        + [f"{r['ood'][k]['auroc']:.3f}" if k in r["ood"] else "" for k in kinds] for n, r in real_scans.items()
+    ])
+    sources = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(r['source'])}</li>" for n, r in real_scans.items())
+    figs = "".join(f"<h3>{html.escape(n)}: real glyphs flagged or mislabelled, highest energy first</h3>"
+                   f"<img src='real_{html.escape(n)}_misses.png' alt='{html.escape(n)} misses'>" for n in real_scans)
+    return f"{table}<ul>{sources}</ul>{figs}"
+
+
+def write_index(path: Path, cal: dict, comparison: dict, figures: dict[str, str], real_scans: dict | None = None) -> None:
     """index.html: summary, per-set metrics of every score, the detector comparison, figures."""
     sets = cal["metrics"]["sets"]
     kinds_m = cal["metrics"]["kinds"]
@@ -111,6 +128,12 @@ def write_index(path: Path, cal: dict, comparison: dict, figures: dict[str, str]
     compare = _table(["detector"] + cols, [
         [html.escape(d)] + [f"{v[c]['auroc']:.3f} / {v[c]['fpr95']:.3f}" for c in cols] for d, v in comparison.items()
     ])
+    panel = cal.get("robustness", {})
+    robust = _table(["perturbation", "accuracy", "Δ accuracy", "flagged at threshold", "Δ flagged"], [
+        [html.escape(n), f"{r['accuracy']:.4f}", f"{100 * r['d_accuracy']:+.1f} pt", f"{r['flagged']:.4f}",
+         f"{100 * r['d_flagged']:+.1f} pt"] for n, r in panel.items()
+    ]) if panel else "<p>not measured</p>"
+    real = _real_section(real_scans or {})
     figs = "".join(f"<h3>{html.escape(t)}</h3><img src='{html.escape(f)}' alt='{html.escape(t)}'>" for t, f in figures.items())
     path.write_text(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>glyphgate calibration report</title>
@@ -124,6 +147,10 @@ higher = more OOD. AUROC and AUPR-out take OOD as positive; AUPR-in and FPR95 ta
 <h2>Threshold</h2>{summary}
 <h2>Per OOD set</h2>{per_set}
 <h2>Detectors compared (AUROC / FPR95)</h2>{compare}
+<h2>Robustness panel (ID {html.escape(cal['split'])} split at the shipped threshold)</h2>
+<p>Each row re-cuts or degrades every test glyph as a real pipeline would, then re-applies the one
+preprocessing function; Δ is the change from clean in points.</p>{robust}
+<h2>Real pages</h2>{real}
 <h2>Figures</h2>{figs}
 </body></html>
 """, encoding="utf-8")

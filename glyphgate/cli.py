@@ -14,9 +14,11 @@ import sys
 COMMANDS = {
     ("data", "synth"): ("training.cli_data", "synth", "write the embedded synthetic glyph corpus and OOD suites"),
     ("data", "check"): ("training.cli_data", "check", "load a data folder (course npy layout or image folders) and summarise it"),
+    ("data", "import-page"): ("training.cli_data", "import_page", "cut labelled glyphs, words, fragments and blanks from PAGE-XML pages"),
     ("train",): ("training.cli_train", "train", "train a JEM (or ebm / classifier baseline) with Lightning"),
     ("generate",): ("training.cli_train", "generate", "sample glyphs from a checkpoint by SGLD (PNG grid, optional chain strip)"),
     ("export",): ("training.cli_export", "export", "checkpoint -> artifacts folder: model.onnx (parity-checked), model.pt, classes.json"),
+    ("evaluate",): ("calibration.cli", "evaluate", "measure accuracy, flag rate and AUROC on glyphs imported from real pages"),
     ("card",): ("calibration.cli", "card", "write MODEL_CARD.md for a calibrated artifacts folder from its run and calibration"),
     ("scan",): ("serving.cli_scan", "scan", "score every image in a folder or ZIP -> results.csv/json + contact sheet of flagged scans"),
     ("calibrate",): ("calibration.cli", "calibrate", "fit the energy threshold, measure OOD metrics and baselines, write calibration.json + report"),

@@ -60,19 +60,6 @@ def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         raise BadImage(f"{name}: not an image in a supported format ({', '.join(FORMATS)}){hint}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise BadImage(f"{name}: damaged or truncated image ({e})") from None
-    return _central(gray)
-
-
-def _central(gray: np.ndarray, max_aspect: int = 4) -> np.ndarray:
-    """The middle of a very long strip: preprocess scales the short side to 56 and keeps the
-    central square, so a 1x40M-pixel strip would otherwise be resized to 56x2.2G first."""
-    h, w = gray.shape
-    short = max(1, min(h, w))
-    keep = short * max_aspect
-    if w > keep:
-        gray = gray[:, (w - keep) // 2:(w - keep) // 2 + keep]
-    if h > keep:
-        gray = gray[(h - keep) // 2:(h - keep) // 2 + keep, :]
     return gray
 
 

@@ -37,13 +37,24 @@ def test_pil_path_matches_tensor_path():
     assert torch.equal(from_pil, from_tensor) and torch.equal(from_pil, from_numpy)
 
 
-def test_resize_shorter_side_then_centre_crop():
-    wide = np.full((28, 112), 255, np.uint8)
-    wide[:, 56 - 4 : 56 + 4] = 0  # a stroke in the middle survives the centre crop
-    wide[:, :8] = 0  # a stroke at the far left does not
-    x = preprocess(wide)[0, 0]
+def test_tall_glyph_box_keeps_ascender_and_descender():
+    """A tight box of a tall glyph (l, long s) is padded, never centre-cropped."""
+    tall = np.full((112, 28), 255, np.uint8)
+    tall[:8, 10:18] = 0  # top of the ascender
+    tall[-8:, 10:18] = 0  # foot of the descender
+    x = preprocess(tall)[0, 0]
     assert x.shape == (56, 56)
-    assert x[:, 26:30].mean() < 0 and x[:, :4].min() > 0.9
+    assert x[:4, 26:30].mean() < 0 and x[-4:, 26:30].mean() < 0
+    assert x[:, :10].min() > 0.9 and x[:, -10:].min() > 0.9  # padded with paper
+
+
+def test_padding_takes_the_paper_colour_from_the_border():
+    grey = np.full((60, 20), 180, np.uint8)
+    grey[20:40, 5:15] = 20
+    grey[0, 0] = 255  # one bright speck does not move the median
+    x = preprocess(grey)[0, 0]
+    paper = (180 - 20) / (255 - 20) * 2 - 1
+    assert abs(float(x[28, 2]) - paper) < 1e-4 and abs(float(x[28, 53]) - paper) < 1e-4
 
 
 @pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "LA", "I;16", "I", "F", "CMYK"])
@@ -87,10 +98,17 @@ def test_rejects_colour_arrays():
 
 @pytest.mark.parametrize("shape", [(70, 50), (40, 90), (200, 300), (3, 700), (1000, 80), (30, 30), (1, 1)])
 def test_pillow_resize_matches_torchvision_antialias(shape):
-    """The numpy/Pillow path (no torch in the scoring workers) is torchvision's resize + crop."""
+    """The numpy/Pillow path (no torch in the scoring workers) is torchvision's resize + pad."""
     import torchvision.transforms.v2.functional as TF
 
     a = np.random.default_rng(sum(shape)).random(shape).astype(np.float32)
     t = torch.from_numpy((a - a.min()) / (a.max() - a.min()) if a.max() > a.min() else np.ones_like(a))[None, None]
-    ref = TF.center_crop(TF.resize(t, [56], antialias=True), [56, 56]) * 2 - 1
-    assert torch.allclose(preprocess(a), ref.clamp(-1, 1), atol=1e-4)
+    h, w = shape
+    # torchvision's max_size rounds the short side down; a 3x700 strip would round to 0 rows.
+    size = [56, max(1, int(56 * w / h))] if h >= w else [max(1, int(56 * h / w)), 56]
+    r = TF.resize(t, size, antialias=True)
+    h, w = r.shape[-2:]
+    paper = float(np.median(torch.cat([r[0, 0, 0], r[0, 0, -1], r[0, 0, :, 0], r[0, 0, :, -1]]).numpy()))
+    ref = torch.full((1, 1, 56, 56), paper)
+    ref[..., (56 - h) // 2:(56 - h) // 2 + h, (56 - w) // 2:(56 - w) // 2 + w] = r
+    assert torch.allclose(preprocess(a), (ref * 2 - 1).clamp(-1, 1), atol=1e-4)

@@ -6,7 +6,7 @@ import pytest
 
 from training.synth import ood
 from training.synth.corpus import DEFAULT_TOTAL, split_labels, split_sizes, synthesize
-from training.synth.faces import CLASSES, PRINT_FACES, faces_for
+from training.synth.faces import BLACKLETTER_FILES, CLASSES, FONT_DIR, MACRON, PRINT_FACES, faces_for
 
 
 def _hashes(folder):
@@ -23,6 +23,57 @@ def test_every_class_has_many_typefaces():
     assert len(PRINT_FACES) >= 8
     assert all(len(faces_for(c)) >= 8 for c in CLASSES)
     assert any(f.name.startswith("STIX-Fraktur") for f in PRINT_FACES)
+    # textura / rotunda (Gamaliel, Blankenburg, Grenze Gotisch) and Fraktur (Unifraktur) faces
+    names = {f.name for f in PRINT_FACES}
+    assert {"Gamaliel", "Blankenburg", "GrenzeGotisch-Regular", "UnifrakturMaguntia", "UnifrakturCook-Bold"} <= names
+    assert len(names) == len(PRINT_FACES)
+
+
+def _ink(font, text):
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (160, 160), 0)
+    ImageDraw.Draw(im).text((40, 110), text, font=font, fill=255, anchor="ls")
+    return np.asarray(im)
+
+
+@pytest.mark.parametrize("face", PRINT_FACES, ids=lambda f: f.name)
+def test_every_print_face_draws_each_class_it_claims(face):
+    """Opens with Pillow; every class the face claims draws ink that is not the .notdef box."""
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(str(face.path), 56)
+    tofu = _ink(font, "\U0010fffd")  # unmapped: FreeType draws glyph 0
+    claimed = [c for c in CLASSES if face.char_for(c) is not None]
+    assert len(claimed) >= 36, f"{face.name} claims only {claimed}"
+    for symbol in claimed:
+        text, macron = face.char_for(symbol)
+        assert ord(text) in face.cmap
+        native = ord(symbol) in face.cmap and not face.fraktur  # STIX Fraktur: base letter + bar
+        assert macron == (symbol in MACRON and not native)
+        px = _ink(font, text)
+        assert px.sum() > 0, f"{face.name}: no ink for {symbol!r}"
+        assert not np.array_equal(px, tofu), f"{face.name}: {symbol!r} draws the .notdef box"
+
+
+def test_long_s_is_never_synthesised():
+    for face in PRINT_FACES:
+        glyph = face.char_for("ſ")
+        assert glyph is None or (glyph[1] is False and ord(glyph[0]) in face.cmap)
+    lacking = {f.name for f in PRINT_FACES if f.char_for("ſ") is None}
+    assert {"UnifrakturMaguntia", "UnifrakturCook-Bold"} <= lacking
+    assert not {"Gamaliel", "Blankenburg", "GrenzeGotisch-Regular", "GrenzeGotisch-Bold"} & lacking
+
+
+def test_bundled_blackletter_faces_come_with_their_licences():
+    sources = (FONT_DIR / "SOURCES.txt").read_text(encoding="utf-8")
+    for _, file in BLACKLETTER_FILES:
+        assert (FONT_DIR / file).is_file() and file.split("-")[0].split(".")[0] in sources
+    for licence in ("OFL-1.1-Gamaliel-copyright.txt", "OFL-1.1-Blankenburg-copyright.txt",
+                    "OFL-1.1-GrenzeGotisch.txt", "OFL-1.1-UnifrakturMaguntia.txt", "OFL-1.1-UnifrakturCook.txt"):
+        text = (FONT_DIR / licence).read_text(encoding="utf-8")
+        assert "SIL Open Font License" in text or "SIL OPEN FONT LICENSE" in text
+        assert licence in sources
 
 
 def test_default_split_sizes_match_the_course():

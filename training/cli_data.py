@@ -48,3 +48,51 @@ def check(args) -> int:
     for name, x in data.ood.items():
         print(f"  OOD {name} ({data.ood_kind[name]}): {len(x)} images")
     return 0
+
+
+def add_import_page_arguments(p):
+    p.add_argument("pages", help="a PAGE-XML file, or a folder searched for PAGE-XML files (other XML is passed over)")
+    p.add_argument("--out", required=True, help="folder to write: <class>/, ood/{other_symbols,words,fragments,blank}/, import.json")
+    p.add_argument("--image", default=None,
+                   help="the page image, or a folder of page images matched by page number "
+                        "(default: Page/@imageFilename next to the XML, any image suffix)")
+    p.add_argument("--crop", choices=("tight", "box", "line"), default="box",
+                   help="tight: ink box; box: ink box + 15%% margin (default); line: the text line's height")
+    p.add_argument("--classes", default=None,
+                   help="classes.json naming the classes (default: the embedded corpus' 42 classes)")
+    p.add_argument("--split-by-work", default=None, metavar="JSON",
+                   help='{"train": [work folders], "val": [...], "test": [...]}: pages go to OUT/<split>/ by their work folder')
+
+
+def import_page(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .page_import import import_pages
+
+    if args.classes:
+        try:
+            classes = json.loads(Path(args.classes).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise DataError(f"{args.classes}: unreadable class list ({e})") from None
+        classes = classes.get("classes") if isinstance(classes, dict) else classes
+        if not isinstance(classes, list) or not classes:
+            raise DataError(f"{args.classes}: no class list")
+    else:
+        from .synth.faces import CLASSES as classes
+    splits = None
+    if args.split_by_work:
+        try:
+            splits = json.loads(Path(args.split_by_work).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise DataError(f"{args.split_by_work}: unreadable split file ({e})") from None
+        splits = {k: v for k, v in splits.items() if not k.startswith("_")} if isinstance(splits, dict) else splits
+        if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
+            raise DataError(f"{args.split_by_work}: expected {{split: [work folder names]}}")
+    t0 = time.perf_counter()
+    summary = import_pages(args.pages, args.out, list(classes), image=args.image, crop=args.crop, splits=splits)
+    tot = summary["totals"]
+    print(f"imported {len(summary['pages'])} pages ({len(summary['errors'])} failed) into {args.out} in "
+          f"{time.perf_counter() - t0:.1f} s: {tot.get('glyphs', 0)} glyphs of the classes, {tot.get('other symbols', 0)} other symbols, "
+          f"{tot.get('words', 0)} words, {tot.get('fragments', 0)} fragments, {tot.get('blank', 0)} blank")
+    return 0 if not summary["errors"] else 1

@@ -14,6 +14,8 @@ def add_train_arguments(p):
     p.add_argument("--data", required=True, help="data folder (course npy layout or image folders)")
     p.add_argument("--out", required=True, help="run folder: config.json, checkpoints/, samples/, metrics.json")
     p.add_argument("--mode", choices=MODES, default=None, help="jem (default), ebm, or classifier (the baseline)")
+    p.add_argument("--real", default=None, metavar="DIR",
+                   help="real glyphs from `glyphgate data import-page --split-by-work` (DIR/train, DIR/val) mixed into training")
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--config", default=None, help="JSON file of TrainConfig settings; flags override it")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt")
@@ -22,7 +24,7 @@ def add_train_arguments(p):
 def train(args) -> int:
     from .train import run_training
 
-    overrides = {"mode": args.mode, "max_epochs": args.max_epochs}
+    overrides = {"mode": args.mode, "max_epochs": args.max_epochs, "real_dir": args.real}
     if args.config:
         cfg = TrainConfig.from_file(args.config, **overrides)
     else:

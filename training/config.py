@@ -35,6 +35,22 @@ class TrainConfig:
     reinit_noise: float = 0.5  # of those restarts, the share from smooth noise instead of the init
     init: str = "informative"  # or "noise"
     init_rank: int = 16
+    # data: scan augmentations drawn per sample (training/augment.py), real glyphs mixed in at a
+    # fixed share of every epoch (`glyphgate train --real`), and outlier exposure
+    augment: bool = True
+    real_dir: str | None = None
+    real_share: float = 0.4
+    # Outlier exposure (Liu et al. 2020, energy-based OOD detection): squared hinges push ID
+    # energies below oe_m_in and negatives above oe_m_out. Exposure kinds are synthetic OOD sets
+    # that stand for what a page segmenter emits besides glyphs (touching pairs ~ words, half
+    # glyphs ~ fragments, digits/punctuation ~ other symbols, blank paper, ink blots), plus the
+    # real training works' own ood/ folders; every other OOD kind is an evaluation kind, never
+    # seen in training. Kinds missing from a data folder are skipped.
+    exposure_kinds: tuple[str, ...] = ("touching_pairs", "half_glyphs", "digits_punct", "blank_paper", "ink_blots")
+    exposure_share: float = 0.125
+    oe_weight: float = 0.1
+    oe_m_in: float = -2.0
+    oe_m_out: float = 0.5
     # validation
     ood_val_set: str = "ood_tb"
     divergence_limit: float = 1e4  # |energy| beyond this stops the run
@@ -43,6 +59,9 @@ class TrainConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise DataError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        self.exposure_kinds = tuple(self.exposure_kinds or ())
+        if not 0 <= self.real_share < 1 or not 0 <= self.exposure_share < 1:
+            raise DataError("real_share and exposure_share: expected values in [0, 1)")
         if self.init not in ("informative", "noise"):
             raise DataError(f"init {self.init!r}: expected 'informative' or 'noise'")
 

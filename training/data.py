@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, TensorDataset, WeightedRandomSampler
 
 from . import data_course, data_folders
 from .errors import DataError
@@ -96,15 +96,76 @@ def load_glyph_data(root: str | Path, seed: int = 0) -> GlyphData:
     return _load_folders(root, manifest, seed)
 
 
+def load_real_splits(root: str | Path, classes: list[str]) -> dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+    """Real glyphs imported by `data import-page --split-by-work` (root/{train,val}/<class>/),
+    labelled in the corpus' class order (a split may hold any subset of the classes), and the
+    training works' own non-glyphs (root/train/ood/<kind>/) as "ood"."""
+    root = Path(root)
+    if not (root / "train").is_dir():
+        raise DataError(f"{root}: no train/ folder of real glyphs (import pages with "
+                        "`glyphgate data import-page --split-by-work`)")
+    out: dict = {}
+    for split in ("train", "val"):
+        if (root / split).is_dir():
+            x, y, _ = data_folders.read_named_classes(root / split, classes, f"real {split}")
+            out[split] = (x, y)
+    negatives = data_folders.read_ood_folders(root / "train")
+    if negatives:
+        out["ood"] = torch.cat(list(negatives.values()))
+    return out
+
+
+OOD_LABEL = -1  # exposure negatives in a training batch: no class, pushed above the energy margin
+
+
+class _Augmented(Dataset):
+    """(image, label) pairs with an optional per-sample transform."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform=None):
+        self.x, self.y, self.transform = x, y, transform
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i):
+        x = self.x[i]
+        return (self.transform(x) if self.transform is not None else x), self.y[i]
+
+
 class GlyphDataModule(pl.LightningDataModule):
-    def __init__(self, data_dir: str, batch_size: int = 64, seed: int = 0, num_workers: int = 0):
+    """The corpus, plus optionally real glyphs and outlier-exposure negatives mixed into every
+    training epoch at fixed shares (the epoch keeps the corpus' length, so its cost is fixed)."""
+
+    def __init__(self, data_dir: str, batch_size: int = 64, seed: int = 0, num_workers: int = 0,
+                 augment: bool = False, real_dir: str | None = None, real_share: float = 0.4,
+                 exposure_kinds: tuple[str, ...] = (), exposure_share: float = 0.125):
         super().__init__()
         self.data_dir, self.batch_size, self.seed, self.num_workers = data_dir, batch_size, seed, num_workers
+        self.augment, self.real_dir, self.real_share = augment, real_dir, real_share
+        self.exposure_kinds, self.exposure_share = tuple(exposure_kinds), exposure_share
         self.data: GlyphData | None = None
+        self.real: dict = {}
+
+    @classmethod
+    def from_config(cls, data_dir: str, cfg) -> "GlyphDataModule":
+        return cls(data_dir, batch_size=cfg.batch_size, seed=cfg.seed, augment=cfg.augment, real_dir=cfg.real_dir,
+                   real_share=cfg.real_share, exposure_kinds=cfg.exposure_kinds if cfg.oe_weight > 0 and cfg.mode == "jem" else (),
+                   exposure_share=cfg.exposure_share)
 
     def setup(self, stage: str | None = None) -> None:
         if self.data is None:
             self.data = load_glyph_data(self.data_dir, self.seed)
+            if self.real_dir:
+                self.real = load_real_splits(self.real_dir, self.data.classes)
+            # Exposure kinds a data folder lacks (an image folder, a course folder) are skipped.
+            self.exposure_kinds = tuple(k for k in self.exposure_kinds if k in self.data.ood)
+
+    def exposure_negatives(self) -> torch.Tensor | None:
+        assert self.data is not None, "call setup() first"
+        parts = [self.data.ood[k] for k in self.exposure_kinds]
+        if self.exposure_kinds and "ood" in self.real:
+            parts.append(self.real["ood"])
+        return torch.cat(parts) if parts else None
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         assert self.data is not None, "call setup() first"
@@ -113,7 +174,28 @@ class GlyphDataModule(pl.LightningDataModule):
                           drop_last=train and len(x) > self.batch_size, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
+        assert self.data is not None, "call setup() first"
+        neg = self.exposure_negatives()
+        if not (self.augment or self.real or neg is not None):
+            return self._loader("train", train=True)
+        from .augment import scan_augment
+
+        transform = scan_augment() if self.augment else None
+        x, y = self.data.splits["train"]
+        parts = [(_Augmented(x, y, transform), 1.0)]
+        if "train" in self.real:
+            parts = [(parts[0][0], 1.0 - self.real_share), (_Augmented(*self.real["train"], transform), self.real_share)]
+        if neg is not None:
+            parts = [(d, w * (1 - self.exposure_share)) for d, w in parts]
+            parts.append((_Augmented(neg, torch.full((len(neg),), OOD_LABEL), transform), self.exposure_share))
+        # Each part gets its share of every epoch whatever its size: 40k real glyphs must not
+        # drown the corpus, nor 11k corpus glyphs drown 3k real ones.
+        weights = torch.cat([torch.full((len(d),), w / len(d), dtype=torch.float64) for d, w in parts])
+        sampler = WeightedRandomSampler(weights, num_samples=len(x), replacement=True,
+                                        generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(ConcatDataset([d for d, _ in parts]), batch_size=self.batch_size, sampler=sampler,
+                          drop_last=len(x) > self.batch_size, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

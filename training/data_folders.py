@@ -53,6 +53,17 @@ def read_class_tree(root: Path, class_to_idx: dict[str, int], desc: str) -> tupl
     return x, torch.tensor([c for _, c in samples], dtype=torch.int64)
 
 
+def read_named_classes(root: Path, classes: list[str], desc: str) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
+    """root/<class>/* where the folders are any subset of `classes` (a collection rarely holds
+    all of them) -> images, labels in `classes`' order, and {unknown folder: image count}."""
+    index = {c: i for i, c in enumerate(classes)}
+    found = class_folders(root)
+    unknown = {n: sum(1 for f in (root / n).rglob("*") if f.suffix.lower() in EXTENSIONS) for n in found if n not in index}
+    samples = make_dataset(str(root), {n: index[n] for n in found if n in index}, extensions=EXTENSIONS, allow_empty=True)
+    x = _load_files([p for p, _ in samples], desc)
+    return x, torch.tensor([c for _, c in samples], dtype=torch.int64), unknown
+
+
 def stratified_split(labels: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
     """Indices of a 70/15/15 split that keeps every class in every split where it can."""
     rng = np.random.default_rng(seed)

@@ -69,21 +69,34 @@ class JEMModule(pl.LightningModule):
         self._guard(f_real, f_fake)
         return cdiv + reg, {"energy_real": -f_real.mean().detach(), "energy_fake": -f_fake.mean().detach(), "cdiv": cdiv.detach()}
 
-    def pyx_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        logits = self.net.get_logits(x)
+    def pyx_step(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
         loss = F.cross_entropy(logits, y)
         return loss, {"acc": (logits.argmax(1) == y).float().mean().detach()}
 
+    def oe_step(self, e_in: torch.Tensor, e_out: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Energy-margin outlier exposure (Liu et al. 2020): squared hinges below m_in / above m_out."""
+        c = self.cfg
+        loss = F.relu(e_in - c.oe_m_in).pow(2).mean() + F.relu(c.oe_m_out - e_out).pow(2).mean()
+        return loss, {"energy_exposure": e_out.mean().detach()}
+
     def training_step(self, batch, batch_idx):
         x, y = batch
+        negative = y < 0  # outlier-exposure images (OOD_LABEL) ride in the same batch
+        x_id, y_id = x[~negative], y[~negative]
         loss = x.new_zeros(())
         logs = {}
         if self.cfg.mode in ("jem", "classifier"):
-            ce, extra = self.pyx_step(x, y)
+            logits = self.net.get_logits(x)
+            ce, extra = self.pyx_step(logits[~negative], y_id)
             loss = loss + ce
             logs.update(ce=ce.detach(), **extra)
+            if negative.any() and self.cfg.mode == "jem":
+                energy = -torch.logsumexp(logits, 1)
+                oe, extra = self.oe_step(energy[~negative], energy[negative])
+                loss = loss + self.cfg.oe_weight * oe
+                logs.update(oe=oe.detach(), **extra)
         if self.cfg.mode in ("jem", "ebm"):
-            px, extra = self.px_step(x)
+            px, extra = self.px_step(x_id)
             loss = loss + self.cfg.px_weight * px
             logs.update(px=px.detach(), **extra)
         if not torch.isfinite(loss):

@@ -1,7 +1,12 @@
 """The one preprocessing function shared by training, calibration, serving and scanning.
 
-Per-image min-max scale to [0, 1], antialiased resize of the shorter side to 56, centre
-crop 56x56, normalise to [-1, 1]. Dark ink on light paper stays dark (-1) on light (+1).
+Per-image min-max scale to [0, 1], antialiased resize of the longer side to 56, pad the
+shorter side to 56 with the paper colour (the median of the image's border), normalise to
+[-1, 1]. Dark ink on light paper stays dark (-1) on light (+1).
+
+Padding, not a centre crop: segmenters emit tall glyph boxes (l, f, b, h, long s), and a
+centre crop cut their ascenders and descenders off, which is what made a real page's tight
+crops unrecognisable.
 
 It runs on numpy and Pillow (whose antialiased bilinear resize is the one torchvision's
 `resize(antialias=True)` reproduces), so the scoring workers never import torch: that is
@@ -60,16 +65,22 @@ def _as_batch(x) -> np.ndarray:
     return x
 
 
-def _resize_crop(img: np.ndarray, size: int) -> np.ndarray:
-    """One (H, W) image in [0, 1] -> shorter side `size` (antialiased bilinear), centre square."""
+def _fit_pad(img: np.ndarray, size: int) -> np.ndarray:
+    """One (H, W) image in [0, 1] -> longer side `size` (antialiased bilinear), the other side
+    padded symmetrically to `size` with the paper colour."""
     h, w = img.shape
-    if min(h, w) != size:
-        # The long side rounds down, as torchvision's resize([size]) does.
-        nh, nw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+    if (h, w) == (size, size):
+        return img
+    if max(h, w) != size:
+        # The short side rounds down, as torchvision's resize(size=None, max_size=size) does.
+        nh, nw = (size, max(1, int(size * w / h))) if h >= w else (max(1, int(size * h / w)), size)
         img = np.asarray(Image.fromarray(np.ascontiguousarray(img), mode="F").resize((nw, nh), Image.BILINEAR))
         h, w = nh, nw
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    return img[top:top + size, left:left + size]
+    paper = np.median(np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]))
+    out = np.full((size, size), paper, np.float32)
+    top, left = (size - h) // 2, (size - w) // 2
+    out[top:top + h, left:left + w] = img
+    return out
 
 
 def prepare(x, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -84,7 +95,7 @@ def prepare(x, size: int = IMAGE_SIZE) -> np.ndarray:
     # A flat image holds no ink: show it as blank paper rather than dividing by zero.
     x = np.where(span > 0, (x - lo) / np.maximum(span, 1e-12), np.float32(1.0)).astype(np.float32)
     if x.shape[1:] != (size, size):
-        x = np.stack([_resize_crop(im, size) for im in x]) if len(x) else np.empty((0, size, size), np.float32)
+        x = np.stack([_fit_pad(im, size) for im in x]) if len(x) else np.empty((0, size, size), np.float32)
     return np.clip(x * np.float32(2.0) - np.float32(1.0), -1.0, 1.0)[:, None].astype(np.float32)
 
 

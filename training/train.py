@@ -37,7 +37,7 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
     cfg.save(out / "config.json")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    dm = GlyphDataModule(data_dir, batch_size=cfg.batch_size, seed=cfg.seed)
+    dm = GlyphDataModule.from_config(data_dir, cfg)
     dm.setup("fit")
     module = JEMModule(dm.data.num_classes, dm.data.classes, **cfg.__dict__)
     module.sample_dir = out / "samples"

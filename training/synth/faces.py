@@ -1,9 +1,23 @@
 """The bundled typefaces and which character each face uses for each glyph class.
 
-Fifteen OFL-1.1 faces of the ANRT "Gotico-Antiqua" project (15th-century types, from Debian's
-fonts-gotico-antiqua), STIX Fraktur (regular and bold, from the STIX fonts matplotlib ships)
-and DejaVu Serif (only for the Greek/Cyrillic near-OOD suite). They live inside the package so
-the corpus is the same on every machine.
+Print faces (PRINT_FACES, 23; fonts/SOURCES.txt says where each file comes from and how it was made):
+
+- Fifteen OFL-1.1 faces of the ANRT "Gotico-Antiqua" project (15th-century gotico-antiqua,
+  hybrid and proto-roman types, from Debian's fonts-gotico-antiqua).
+- STIX Fraktur, regular and bold (Mathematical Fraktur letters of the STIX fonts matplotlib ships).
+- Textura, rotunda and Fraktur/Schwabacher, all OFL-1.1:
+  Gamaliel (rotunda/textura after Joan Rosembach's gothic of Barcelona 1496; Debian fonts-gamaliel
+  0.1-2; all 42 classes), Blankenburg (textura-like blackletter, a 20th-century design after
+  Tannenberg; Debian fonts-blankenburg 0.1-3; lacks the macron vowels ā ē ī ō ū),
+  Grenze Gotisch Regular and Bold (textura; npm @fontsource/grenze-gotisch 5.3.0, latin and
+  latin-ext merged into one file; all 42 classes), UnifrakturMaguntia (Fraktur) and UnifrakturCook
+  Bold (heavy Fraktur/Schwabacher forms) (npm @fontsource/unifrakturmaguntia / unifrakturcook 5.3.0,
+  latin subset; both lack ſ and the macron vowels).
+
+A macron vowel a face lacks is drawn as its base letter with a cast macron bar; a face that lacks
+any other class (ſ above all: it is never synthesised) simply does not produce it (faces_for).
+DejaVu Serif and STIX General serve only the Greek/Cyrillic near-OOD suite. All faces live inside
+the package so the corpus is the same on every machine.
 """
 
 from __future__ import annotations
@@ -92,10 +106,24 @@ class Face:
         return None
 
 
-PRINT_FACES: list[Face] = [Face(f.split(".")[0], f) for f in GOTICO_FILES] + [
-    Face("STIX-Fraktur", "STIXGeneral.ttf", fraktur="regular"),
-    Face("STIX-Fraktur-Bold", "STIXGeneralBol.ttf", fraktur="bold"),
+# Textura, rotunda and Fraktur faces (name, file); see the module docstring for what each lacks.
+BLACKLETTER_FILES = [
+    ("Gamaliel", "Gamaliel.ttf"),
+    ("Blankenburg", "Blankenburg_UNZ1A.ttf"),
+    ("GrenzeGotisch-Regular", "GrenzeGotisch-Regular.ttf"),
+    ("GrenzeGotisch-Bold", "GrenzeGotisch-Bold.ttf"),
+    ("UnifrakturMaguntia", "UnifrakturMaguntia.ttf"),
+    ("UnifrakturCook-Bold", "UnifrakturCook-Bold.ttf"),
 ]
+
+PRINT_FACES: list[Face] = (
+    [Face(f.split(".")[0], f) for f in GOTICO_FILES]
+    + [
+        Face("STIX-Fraktur", "STIXGeneral.ttf", fraktur="regular"),
+        Face("STIX-Fraktur-Bold", "STIXGeneralBol.ttf", fraktur="bold"),
+    ]
+    + [Face(name, file) for name, file in BLACKLETTER_FILES]
+)
 MODERN_FACES: list[Face] = [Face("DejaVuSerif", "DejaVuSerif.ttf"), Face("STIXGeneral", "STIXGeneral.ttf")]
 
 
