@@ -100,7 +100,8 @@ def _real_section(real_scans: dict) -> str:
         + [f"{r['ood'][k]['auroc']:.3f}" if k in r["ood"] else "" for k in kinds] for n, r in real_scans.items()
     ])
     sources = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(r['source'])}</li>" for n, r in real_scans.items())
-    figs = "".join(f"<h3>{html.escape(n)}: real glyphs flagged or mislabelled, highest energy first</h3>"
+    figs = "".join(f"<h3>{html.escape(n)}: real glyphs flagged or mislabelled, highest energy first "
+                   "(made on the machine that has the pages; not in the repository)</h3>"
                    f"<img src='real_{html.escape(n)}_misses.png' alt='{html.escape(n)} misses'>" for n in real_scans)
     return f"{table}<ul>{sources}</ul>{figs}"
 
