@@ -11,6 +11,7 @@ of the same shape, as `preprocess` would have made it from the perturbed scan. T
 
 from __future__ import annotations
 
+import io
 import random
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2 as v2
 import torchvision.transforms.v2.functional as TF
+from PIL import Image
 from scipy import ndimage
 
 from .preprocess import prepare
@@ -120,8 +122,15 @@ def low_res(x: torch.Tensor, size: int, up: str = "bilinear") -> torch.Tensor:
 
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
-    u8 = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    return TF.jpeg(u8, quality).float() / 127.5 - 1
+    """A JPEG round trip through Pillow's libjpeg, as an archive's JPEG derivative is made
+    (torchvision's own JPEG codec is deprecated and warns on every call)."""
+    u8 = ((x[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(u8).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        out = np.asarray(im.convert("L"), dtype=np.float32)
+    return torch.from_numpy(out / np.float32(127.5) - 1)[None]
 
 
 def rotate(x: torch.Tensor, degrees: float, shear: float = 0.0) -> torch.Tensor:
