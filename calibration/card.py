@@ -41,6 +41,9 @@ def write_card(artifacts: str | Path, run: str | Path, data: str | Path, baselin
     wall = metrics.get("fit_wall_s")
     if wall is None:  # runs made before fit_wall_s was recorded: config.json is written at start
         wall = (run / "metrics.json").stat().st_mtime - (run / "config.json").stat().st_mtime
+    real = cfg.get("real_dir")
+    real_flag = f" --real {real}" if real else ""
+    evaluated = read_json(artifacts / REAL_SCANS_JSON) if (artifacts / REAL_SCANS_JSON).is_file() else {}
     sets = cal["metrics"]["sets"]
     exposure = set(cfg.get("exposure_kinds") or ()) if cfg.get("oe_weight", 0) > 0 and cfg.get("mode") == "jem" else set()
     manifest = read_json(Path(data) / "classes.json") if (Path(data) / "classes.json").is_file() else {}
@@ -68,11 +71,16 @@ def write_card(artifacts: str | Path, run: str | Path, data: str | Path, baselin
         "A Joint Energy-based Model (JEM) that classifies 42 classes of early-printed glyphs, flags scans that are "
         "not glyphs (energy above a calibrated threshold) and samples glyphs by SGLD.", "",
         "## How it was made", "", f"`{command}` from the repository root; the steps (each a `glyphgate` sub-command):", "",
-        "```", f"glyphgate data synth --out {data}", f"glyphgate train --data {data} --out {run}",
-        *( [f"glyphgate train --data {data} --out {baseline_run} --mode classifier",
+        "```", f"glyphgate data synth --out {data}",
+        *([f"glyphgate data import-page ../shared/real/vd-sbb-16c --split-by-work training/vd_sbb_splits.json --out {real}"]
+          if real else []),
+        f"glyphgate train --data {data}{real_flag} --out {run}",
+        *( [f"glyphgate train --data {data}{real_flag} --out {baseline_run} --mode classifier",
             f"glyphgate export --ckpt {baseline_run}/checkpoints/last.ckpt --out {baseline_run}/artifacts"] if baseline_run else []),
         f"glyphgate export --ckpt {run}/checkpoints/last.ckpt --out {artifacts}",
         f"glyphgate calibrate --artifacts {artifacts} --data {data}" + (f" --baseline {baseline_run}/artifacts" if baseline_run else ""),
+        *([f"glyphgate evaluate --artifacts {artifacts} --data {r.get('data', '<imported pages>')} --name {n}"
+           for n, r in evaluated.items()]),
         f"glyphgate card --artifacts {artifacts} --run {run} --data {data}" + (f" --baseline-run {baseline_run}" if baseline_run else ""),
         "```", "",
         "## Data", "",

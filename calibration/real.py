@@ -46,6 +46,7 @@ def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: st
     per_class = {classes[c]: {"n": int((y == c).sum()), "accuracy": float((pred[y == c] == c).mean()),
                               "flagged": float(flagged[y == c].mean())} for c in np.unique(y)}
     result = {
+        "data": str(data),
         "source": source or str(data),
         "n_glyphs": int(len(y)),
         "n_classes": len(per_class),
