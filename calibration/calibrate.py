@@ -143,6 +143,7 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
         "id": {"n": int(len(y_id)), "accuracy": float(np.mean(probs.argmax(1) == y_id)),
                "ece": expected_calibration_error(probs, y_id),
                "energy_quantiles": {q: float(np.quantile(s_id["energy"], float(q))) for q in ("0.01", "0.5", "0.95", "0.99")}},
+        "id_energies": np.sort(s_id["energy"]).round(6).tolist(),
         "score_functions": list(s_id),
         "metrics": {"sets": per_set, "kinds": per_kind},
         "comparison": comparison,

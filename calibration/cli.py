@@ -11,10 +11,29 @@ def add_calibrate_arguments(p):
     p.add_argument("--baseline", action="append", default=[], metavar="ARTIFACTS",
                    help="artifacts folder of a baseline model (e.g. the classifier-mode run) to compare; repeatable")
     p.add_argument("--no-rbm", action="store_true", help="skip the BernoulliRBM baseline")
+    c = p.add_argument_group("an archive's own collection (any folder that is not a full data set of the model's classes)")
+    c.add_argument("--name", default=None, help="the collection's name in calibration.json (default: the folder's name)")
+    c.add_argument("--unlabelled", action="store_true", help="DATA holds unlabelled glyphs (every image outside ood/): threshold only")
+    c.add_argument("--unknown-as-ood", action="store_true", help="class folders that name no class of the model are OOD, not left out")
+    c.add_argument("--ood", action="append", default=[], metavar="DIR", help="a folder of the collection's own rejects; repeatable")
+    c.add_argument("--target-fpr", type=float, default=None,
+                   help="fit the threshold so at most this share of the rejects is accepted (instead of --target-tpr)")
+
+
+def _is_model_dataset(data) -> bool:
+    """The synthetic corpus or a data set in the model's layout (course npy or split folders)."""
+    from pathlib import Path
+
+    root = Path(data)
+    return any((root / f"{s}.npy").exists() for s in ("train", "val", "test")) or all((root / s).is_dir() for s in ("train", "val", "test"))
 
 
 def calibrate(args) -> int:
     from .calibrate import calibrate as run
+
+    collection = args.name or args.unlabelled or args.unknown_as_ood or args.ood or args.target_fpr is not None
+    if collection or not _is_model_dataset(args.data):
+        return _calibrate_collection(args)
 
     cal = run(args.artifacts, args.data, target_tpr=args.target_tpr, split=args.split, baselines=args.baseline,
               rbm=not args.no_rbm)
@@ -55,4 +74,25 @@ def evaluate(args) -> int:
 
     print(summary_line(args.name, evaluate_real(args.artifacts, args.data, args.name, args.source)))
     print(f"wrote {args.artifacts}/real_scans.json")
+    return 0
+
+
+def _calibrate_collection(args) -> int:
+    from .collection import calibrate_collection
+
+    cal = calibrate_collection(args.artifacts, args.data, name=args.name, unlabelled=args.unlabelled,
+                               unknown_as_ood=args.unknown_as_ood, ood_dirs=args.ood, target_tpr=args.target_tpr,
+                               target_fpr=args.target_fpr)
+    c = cal["collection"]
+    acc = "unlabelled" if cal["id"]["accuracy"] is None else f"accuracy {cal['id']['accuracy']:.4f} on {', '.join(c['classes_present'])}"
+    print(f"collection {c['name']}: {c['n_glyphs']} glyphs, {acc}")
+    if c["unknown_classes"]:
+        print(f"  not classes of the model ({'OOD' if c['unknown_as_ood'] else 'left out'}): "
+              + ", ".join(f"{k} ({v})" for k, v in c["unknown_classes"].items()))
+    print(f"threshold {cal['threshold']:.4f}: keeps {cal['measured_tpr']:.4f} of the collection's glyphs"
+          + (f" (target TPR {cal['target_tpr']})" if cal["target_fpr"] is None else f" (target FPR {cal['target_fpr']} on its rejects)"))
+    for name, m in cal["metrics"]["sets"].items():
+        e = m["scores"]["energy"]
+        print(f"  {name}: AUROC {e['auroc']:.4f}, FPR95 {e['fpr95']:.4f}, flagged at threshold {m['flagged_at_threshold']:.4f} (N = {m['n']})")
+    print(f"wrote {args.artifacts}/calibration.json and {args.artifacts}/report/index.html")
     return 0

@@ -114,7 +114,13 @@ def write_index(path: Path, cal: dict, comparison: dict, figures: dict[str, str]
         ["score", f"{cal['score']} (higher = more OOD; flagged when energy &gt; threshold)"],
         ["threshold", f"{cal['threshold']:.4f}"],
         ["target / measured TPR on ID " + html.escape(cal["split"]), f"{cal['target_tpr']:.3f} / {cal['measured_tpr']:.4f}  (N = {cal['id']['n']})"],
-        ["ID accuracy / ECE", f"{cal['id']['accuracy']:.4f} / {cal['id']['ece']:.4f}"],
+        ["ID accuracy / ECE", "unlabelled" if cal["id"]["accuracy"] is None
+         else f"{cal['id']['accuracy']:.4f} / {cal['id']['ece']:.4f}"],
+        *([["collection", html.escape(f"{c['name']} ({c['data']}): {c['n_glyphs']} glyphs"
+                                      + (f"; classes {' '.join(c['classes_present'])}" if c["classes_present"] else "")
+                                      + (f"; not classes of the model: {', '.join(f'{k} ({v})' for k, v in c['unknown_classes'].items())}"
+                                         if c["unknown_classes"] else ""))]] if (c := cal.get("collection")) else []),
+        *([["<b>warning</b>", html.escape(cal["collection"]["warning"])]] if cal.get("collection", {}).get("warning") else []),
         ["model.onnx sha256", f"<code>{cal['model_sha256']}</code>"],
     ])
     per_set = _table(

@@ -12,6 +12,9 @@ def add_scan_arguments(p):
     src.add_argument("--url", default=None, help="score through a running glyphgate server, e.g. http://127.0.0.1:3000")
     p.add_argument("--out", required=True, help="report folder: results.csv, results.json, flagged.html, flagged.png")
     p.add_argument("--batch", type=int, default=256, help="images per ONNX batch or per request (default 256)")
+    p.add_argument("--fdr", type=float, default=None, metavar="Q",
+                   help="flag by the Benjamini-Hochberg procedure over the whole folder at false-discovery rate Q "
+                        "(instead of the threshold): at most a share Q of the flagged scans are real glyphs, on average")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -22,8 +25,10 @@ def scan(args) -> int:
 
     if not 1 <= args.batch <= 4096:
         raise DataError(f"--batch {args.batch}: expected 1..4096")
+    if args.fdr is not None and not 0 < args.fdr < 1:
+        raise DataError(f"--fdr {args.fdr}: expected a value strictly between 0 and 1")
     summary = run(args.path, args.out, artifacts=args.artifacts or "artifacts/default", url=args.url,
-                  token=os.environ.get("GLYPHGATE_API_TOKEN"), batch=args.batch, progress=not args.no_progress)
+                  token=os.environ.get("GLYPHGATE_API_TOKEN"), batch=args.batch, progress=not args.no_progress, fdr=args.fdr)
     print(f"{summary['images']} files: {summary['scored']} scored, {summary['flagged']} flagged, "
           f"{summary['unreadable']} unreadable, {summary['images_per_s']:.0f} images/s -> {args.out}")
     # grep-style exit status: 1 when anything was flagged, so a pipeline can branch on it

@@ -17,6 +17,18 @@ from .generation import check_params
 OPEN_PATHS = ("/readyz", "/livez", "/healthz", "/metrics")
 # endpoint -> (file field, at most how many files); None = no file upload on that endpoint
 UPLOADS = {"/classify": ("image", 1), "/score": ("image", 1), "/preview": ("image", 1), "/classify_batch": ("images", None), "/score_batch": ("images", None)}
+# endpoints that take an optional text field `alpha`: flag when p_value < alpha for that request
+ALPHA_PATHS = {"/classify", "/score", "/classify_batch", "/score_batch"}
+
+
+def alpha_problem(value) -> str | None:
+    if isinstance(value, UploadFile):
+        return "the field 'alpha' must be a number, not a file"
+    try:
+        a = float(value)
+    except (TypeError, ValueError):
+        return f"alpha {str(value)[:40]!r}: not a number"
+    return None if 0 < a < 1 else f"alpha {a}: expected a value strictly between 0 and 1"
 
 
 def _json(status: int, message: str, headers: list | None = None):
@@ -114,7 +126,8 @@ class GateMiddleware:
             return f"malformed multipart body ({detail})"
         try:
             values = form.getlist(field)
-            others = sorted(set(form.keys()) - {field})
+            optional = {"alpha"} if scope["path"].rstrip("/") in ALPHA_PATHS else set()
+            others = sorted(set(form.keys()) - {field} - optional)
             if not values:
                 extra = f"; got {', '.join(repr(k) for k in others)}" if others else ""
                 return f"no file in the field {field!r}{extra}"
@@ -126,6 +139,8 @@ class GateMiddleware:
                         f"or decoded: send the image bytes as a file)")
             if len(values) > limit:
                 return f"{len(values)} files in one request; the limit is {limit}"
+            if "alpha" in optional and "alpha" in form and (problem := alpha_problem(form["alpha"])):
+                return problem
             # BentoML hands the API temp-file paths; keep the client's names for the results.
             scope.setdefault("state", {})["upload_names"] = [v.filename or f"upload {i}" for i, v in enumerate(values)]
         finally:

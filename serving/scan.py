@@ -24,7 +24,23 @@ from .decode import decode, decode_many
 from .images import input_image
 from .settings import load as load_settings
 
-FIELDS = ["path", "label", "confidence", "energy", "is_ood", "error"]
+FIELDS = ["path", "label", "confidence", "energy", "p_value", "is_ood", "error"]
+VERDICT = ("label", "confidence", "energy", "p_value", "is_ood")
+
+
+def benjamini_hochberg(p: np.ndarray, q: float) -> np.ndarray:
+    """Which hypotheses ("this scan is a real glyph") the Benjamini–Hochberg procedure rejects at
+    false-discovery rate q: the flagged set holds at most a share q of real glyphs on average."""
+    p = np.asarray(p, np.float64)
+    m = len(p)
+    if m == 0:
+        return np.zeros(0, bool)
+    order = np.argsort(p)
+    below = np.flatnonzero(p[order] <= q * np.arange(1, m + 1) / m)
+    flagged = np.zeros(m, bool)
+    if len(below):
+        flagged[order[: below[-1] + 1]] = True
+    return flagged
 
 
 def sources(path: Path) -> tuple[list[str], callable]:
@@ -51,7 +67,8 @@ class LocalScorer:
         from .scoring import Scorer
 
         cal, settings = load_calibration(artifacts), load_settings()
-        self.scorer = Scorer(artifacts, cal["classes"], cal["threshold"], threads=settings.ort_threads)
+        self.scorer = Scorer(artifacts, cal["classes"], cal["threshold"], threads=settings.ort_threads,
+                             cal_energies=cal.get("id_energies"))
         self.max_pixels = settings.max_pixels
 
     def __call__(self, batch: list[tuple[str, bytes]]) -> tuple[list[dict], dict[str, np.ndarray]]:
@@ -60,14 +77,15 @@ class LocalScorer:
         arrays = {batch[i][0]: x[j:j + 1] for j, i in enumerate(ok)}
         if ok:
             for i, r in zip(ok, self.scorer.classify(x)):
-                rows.append({"path": batch[i][0], **{k: r[k] for k in ("label", "confidence", "energy", "is_ood")}})
+                rows.append({"path": batch[i][0], **{k: r[k] for k in VERDICT}})
         return rows, arrays
 
 
 class RemoteScorer:
-    def __init__(self, url: str, token: str | None):
+    def __init__(self, url: str, token: str | None, keep_all: bool = False):
         import httpx
 
+        self.keep_all = keep_all  # with --fdr the flagged set is only known at the end
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
         self.max_pixels = load_settings().max_pixels
@@ -85,17 +103,17 @@ class RemoteScorer:
             if "error" in res:
                 rows.append({"path": name, "error": res["error"]})
                 continue
-            rows.append({"path": name, **{k: res[k] for k in ("label", "confidence", "energy", "is_ood")}})
-            if res["is_ood"]:  # only flagged scans go on the contact sheet
+            rows.append({"path": name, **{k: res.get(k) for k in VERDICT}})
+            if res["is_ood"] or self.keep_all:  # only flagged scans go on the contact sheet
                 arrays[name] = decode(data, name, self.max_pixels)
         return rows, arrays
 
 
 def scan(path: str | Path, out: str | Path, artifacts: str | Path | None = None, url: str | None = None,
-         token: str | None = None, batch: int = 256, progress: bool = True) -> dict:
+         token: str | None = None, batch: int = 256, progress: bool = True, fdr: float | None = None) -> dict:
     path, out = Path(path), Path(out)
     names, read = sources(path)
-    score = RemoteScorer(url, token) if url else LocalScorer(Path(artifacts))
+    score = RemoteScorer(url, token, keep_all=fdr is not None) if url else LocalScorer(Path(artifacts))
     rows, flagged = [], {}
     t0 = time.perf_counter()
     with tqdm(total=len(names), unit="img", desc="scan", disable=not progress) as bar:
@@ -108,15 +126,26 @@ def scan(path: str | Path, out: str | Path, artifacts: str | Path | None = None,
                     rows.append({"path": name, "error": f"{name}: unreadable ({e})"})
             got, arrays = score(items) if items else ([], {})
             rows.extend(got)
-            flagged.update({r["path"]: arrays[r["path"]] for r in got if r.get("is_ood") and r["path"] in arrays})
+            flagged.update({r["path"]: arrays[r["path"]] for r in got
+                            if (r.get("is_ood") or fdr is not None) and r["path"] in arrays})
             bar.update(len(group))
+    rule = "energy > threshold"
+    if fdr is not None:
+        scored = [r for r in rows if "error" not in r]
+        if any(r.get("p_value") is None for r in scored):
+            raise DataError("--fdr needs p-values: the model's calibration.json stores no calibration energies "
+                            "(re-run glyphgate calibrate)")
+        for r, hit in zip(scored, benjamini_hochberg(np.array([r["p_value"] for r in scored]), fdr)):
+            r["is_ood"] = bool(hit)
+        flagged = {k: v for k, v in flagged.items() if any(r["path"] == k and r["is_ood"] for r in scored)}
+        rule = f"Benjamini-Hochberg at FDR {fdr} over the {len(scored)} scored images"
     seconds = time.perf_counter() - t0
     order = {n: i for i, n in enumerate(names)}
     rows.sort(key=lambda r: order.get(r["path"], len(order)))
     summary = {"source": str(path), "images": len(names), "scored": sum("error" not in r for r in rows),
                "flagged": sum(bool(r.get("is_ood")) for r in rows), "unreadable": sum("error" in r for r in rows),
                "seconds": seconds, "images_per_s": len(names) / seconds if seconds > 0 else None,
-               "scorer": url or str(artifacts)}
+               "scorer": url or str(artifacts), "rule": rule}
     write_reports(out, rows, flagged, summary)
     return summary
 
@@ -158,6 +187,6 @@ figure{{display:inline-block;margin:6px;width:150px;font-size:11px;vertical-alig
 img{{image-rendering:pixelated;border:2px solid #c33}}</style></head><body>
 <h1>Flagged scans: {summary['flagged']} of {summary['images']}</h1>
 <p>Source <code>{html.escape(summary['source'])}</code>; {summary['unreadable']} unreadable (see results.csv).
-A scan is flagged when its energy is above the calibrated threshold.</p>{cells or '<p>Nothing was flagged.</p>'}
+Flagged by: {html.escape(summary.get('rule', 'energy > threshold'))}.</p>{cells or '<p>Nothing was flagged.</p>'}
 </body></html>
 """, encoding="utf-8")

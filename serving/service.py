@@ -108,7 +108,8 @@ class Gate:
 
     def __init__(self):
         self.calibration = CALIBRATION
-        self.scorer = Scorer(SETTINGS.artifacts, CALIBRATION["classes"], CALIBRATION["threshold"], SETTINGS.ort_threads)
+        self.scorer = Scorer(SETTINGS.artifacts, CALIBRATION["classes"], CALIBRATION["threshold"], SETTINGS.ort_threads,
+                             cal_energies=CALIBRATION.get("id_energies"))
         # Everything loaded so far lives as long as the worker: keep it out of the garbage
         # collector's full passes, which otherwise walk ~100k objects (~25 ms) in a request.
         gc.freeze()
@@ -123,21 +124,37 @@ class Gate:
         uploads = [(name, Path(f).read_bytes()) for f, name in zip(files, self._names(files, ctx))]
         return decode_many(uploads, SETTINGS.max_pixels)
 
-    def _one(self, image: Path, ctx: bentoml.Context, fn) -> dict:
+    def _alpha_error(self, alpha: float | None, ctx: bentoml.Context) -> dict | None:
+        if alpha is None:
+            return None
+        if not 0 < alpha < 1:
+            ctx.response.status_code = 400
+            return {"error": f"alpha {alpha}: expected a value strictly between 0 and 1"}
+        if self.scorer.cal_energies is None:
+            ctx.response.status_code = 400
+            return {"error": "alpha needs p-values, and this model's calibration.json stores no calibration energies "
+                             "(re-run glyphgate calibrate)"}
+        return None
+
+    def _one(self, image: Path, ctx: bentoml.Context, fn, alpha: float | None = None) -> dict:
+        if (bad := self._alpha_error(alpha, ctx)) is not None:
+            return bad
         x, _, errors = self._decode([image], ctx)
         if errors:
             ctx.response.status_code = 400
             return {"error": errors[0]["error"]}
-        return fn(x)[0]
+        return fn(x, alpha)[0]
 
-    def _many(self, images: list[Path], ctx: bentoml.Context, fn) -> dict:
+    def _many(self, images: list[Path], ctx: bentoml.Context, fn, alpha: float | None = None) -> dict:
+        if (bad := self._alpha_error(alpha, ctx)) is not None:
+            return bad
         x, ok, errors = self._decode(images, ctx)
         names = self._names(images, ctx)
         if not ok:
             ctx.response.status_code = 400
             return {"error": f"none of the {len(images)} uploads is a usable image", "errors": errors}
         results: list[dict] = [{} for _ in images]
-        for i, r in zip(ok, fn(x)):
+        for i, r in zip(ok, fn(x, alpha)):
             results[i] = {"index": i, "filename": names[i], **r}
         for e in errors:
             results[e["index"]] = e
@@ -146,24 +163,26 @@ class Gate:
     # One scan is well under a millisecond of work: it runs on the event loop, since a hop to
     # the thread pool and back costs about as much and adds GIL hand-offs under load.
     @bentoml.api
-    async def classify(self, image: Path, ctx: bentoml.Context) -> dict:
-        """One scan -> label, top-k probabilities, energy, threshold, is_ood (energy > threshold)."""
-        return self._one(image, ctx, self.scorer.classify)
+    async def classify(self, image: Path, ctx: bentoml.Context, alpha: float | None = None) -> dict:
+        """One scan -> label, top-k probabilities, energy, threshold, p_value, is_ood (energy > threshold,
+        or p_value < alpha when the form field alpha is given)."""
+        return self._one(image, ctx, self.scorer.classify, alpha)
 
     @bentoml.api
-    async def score(self, image: Path, ctx: bentoml.Context) -> dict:
-        """One scan -> energy (higher = more OOD), threshold, is_ood."""
-        return self._one(image, ctx, self.scorer.score)
+    async def score(self, image: Path, ctx: bentoml.Context, alpha: float | None = None) -> dict:
+        """One scan -> energy (higher = more OOD), threshold, p_value (share of real glyphs at least this
+        unusual), is_ood (energy > threshold, or p_value < alpha)."""
+        return self._one(image, ctx, self.scorer.score, alpha)
 
     @bentoml.api
-    def classify_batch(self, images: list[Path], ctx: bentoml.Context) -> dict:
+    def classify_batch(self, images: list[Path], ctx: bentoml.Context, alpha: float | None = None) -> dict:
         """Many scans in one request -> results in request order; undecodable ones carry 'error'."""
-        return self._many(images, ctx, self.scorer.classify)
+        return self._many(images, ctx, self.scorer.classify, alpha)
 
     @bentoml.api
-    def score_batch(self, images: list[Path], ctx: bentoml.Context) -> dict:
-        """Many scans in one request -> energy / is_ood in request order."""
-        return self._many(images, ctx, self.scorer.score)
+    def score_batch(self, images: list[Path], ctx: bentoml.Context, alpha: float | None = None) -> dict:
+        """Many scans in one request -> energy / p_value / is_ood in request order."""
+        return self._many(images, ctx, self.scorer.score, alpha)
 
     @bentoml.api
     def preview(self, image: Path, ctx: bentoml.Context) -> Image.Image:

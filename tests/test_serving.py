@@ -81,7 +81,26 @@ def test_classify_and_score_agree_with_onnx_runtime(client, tiny_calibrated, gly
         assert len(body["top_k"]) == 5 and body["top_k"][0]["label"] == body["label"]
         assert sum(t["p"] for t in body["top_k"]) <= 1 + 1e-6
         s = client.post("/score", files={"image": ("g.png", png_bytes(im), "image/png")}).json()
-        assert s == {"energy": pytest.approx(energy, abs=1e-5), "threshold": body["threshold"], "is_ood": body["is_ood"]}
+        assert s == {"energy": pytest.approx(energy, abs=1e-5), "threshold": body["threshold"], "is_ood": body["is_ood"],
+                     "p_value": body["p_value"]}
+        cal_e = np.array(cal["id_energies"])
+        assert body["p_value"] == pytest.approx((1 + np.sum(cal_e >= body["energy"])) / (len(cal_e) + 1))
+
+
+def test_alpha_sets_the_flag_rule_per_request(client, glyphs):
+    files = [("images", (f"g{i}.png", png_bytes(im), "image/png")) for i, im in enumerate(glyphs)]
+    default = client.post("/score_batch", files=files).json()["results"]
+    pv = np.array([r["p_value"] for r in default])
+    for alpha in (0.2, 0.5, 0.9):
+        got = client.post("/score_batch", files=files, data={"alpha": str(alpha)}).json()["results"]
+        assert [r["is_ood"] for r in got] == list(pv < alpha) and all(r["alpha"] == alpha for r in got)
+    one = client.post("/classify", files={"image": ("g.png", png_bytes(glyphs[0]), "image/png")}, data={"alpha": "0.999"})
+    assert one.status_code == 200 and one.json()["is_ood"] == (default[0]["p_value"] < 0.999)
+    for bad, why in (("0", "strictly between 0 and 1"), ("1.5", "strictly between 0 and 1"), ("lots", "not a number")):
+        r = client.post("/score", files={"image": ("g.png", png_bytes(glyphs[0]), "image/png")}, data={"alpha": bad})
+        assert r.status_code == 400 and why in r.json()["error"], r.text
+    r = client.post("/preview", files={"image": ("g.png", png_bytes(glyphs[0]), "image/png")}, data={"alpha": "0.1"})
+    assert r.status_code == 400 and "unexpected field" in r.json()["error"]
 
 
 def test_batch_endpoints_keep_request_order_and_report_bad_items(client, glyphs, tiny_calibrated):

@@ -37,7 +37,7 @@ def class_folders(root: Path) -> list[str]:
     return names
 
 
-def _load_files(files: list[str], desc: str) -> torch.Tensor:
+def load_files(files: list[str], desc: str) -> torch.Tensor:
     out = torch.empty(len(files), 1, 56, 56)
     for i, f in enumerate(tqdm(files, desc=desc, unit="img", disable=None, leave=False)):
         out[i] = preprocess(open_gray(f))[0]
@@ -49,7 +49,7 @@ def read_class_tree(root: Path, class_to_idx: dict[str, int], desc: str) -> tupl
         if name not in class_to_idx:
             raise DataError(f"{root / name}: class folder not among the training classes")
     samples = make_dataset(str(root), class_to_idx, extensions=EXTENSIONS, allow_empty=True)
-    x = _load_files([p for p, _ in samples], desc)
+    x = load_files([p for p, _ in samples], desc)
     return x, torch.tensor([c for _, c in samples], dtype=torch.int64)
 
 
@@ -59,8 +59,9 @@ def read_named_classes(root: Path, classes: list[str], desc: str) -> tuple[torch
     index = {c: i for i, c in enumerate(classes)}
     found = class_folders(root)
     unknown = {n: sum(1 for f in (root / n).rglob("*") if f.suffix.lower() in EXTENSIONS) for n in found if n not in index}
-    samples = make_dataset(str(root), {n: index[n] for n in found if n in index}, extensions=EXTENSIONS, allow_empty=True)
-    x = _load_files([p for p, _ in samples], desc)
+    known = {n: index[n] for n in found if n in index}
+    samples = make_dataset(str(root), known, extensions=EXTENSIONS, allow_empty=True) if known else []
+    x = load_files([p for p, _ in samples], desc)
     return x, torch.tensor([c for _, c in samples], dtype=torch.int64), unknown
 
 
@@ -87,5 +88,5 @@ def read_ood_folders(root: Path) -> dict[str, torch.Tensor]:
     for sub in sorted(p for p in ood.iterdir() if p.is_dir()):
         files = sorted(str(f) for f in sub.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS)
         if files:
-            sets[sub.name] = _load_files(files, f"ood/{sub.name}")
+            sets[sub.name] = load_files(files, f"ood/{sub.name}")
     return sets

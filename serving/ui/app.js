@@ -40,7 +40,9 @@ async function loadCalibration() {
   const r = await fetch("calibration");
   calibration = await r.json();
   $("model-line").textContent =
-    `Model: ${calibration.classes.length} classes, accuracy ${(100 * calibration.accuracy).toFixed(1)}% on held-out glyphs; ` +
+    `Model: ${calibration.classes.length} classes, ` +
+    (calibration.accuracy === null ? "calibrated on unlabelled glyphs; "
+                                   : `accuracy ${(100 * calibration.accuracy).toFixed(1)}% on held-out glyphs; `) +
     `a scan is flagged when its energy is above ${calibration.threshold.toFixed(3)} ` +
     `(keeps ${(100 * calibration.measured_tpr).toFixed(1)}% of real glyphs).`;
   const select = $("gen-label");

@@ -1,0 +1,172 @@
+"""`glyphgate calibrate` on an archive's own collection: fit the threshold on its glyphs.
+
+A collection rarely holds all 42 classes and may hold none labelled at all:
+- a labelled folder (root/<class>/*) with any subset of the model's classes; folders that name
+  no class are listed and left out of accuracy, or with `unknown_as_ood` become an OOD set;
+- an unlabelled folder of glyphs (every image under root, root/ood/ excepted): threshold only;
+- OOD sets: root/ood/<kind>/ (what `glyphgate data import-page` writes) and any `--ood DIR`,
+  the collection's own rejects.
+The threshold is the energy quantile at a target TPR on the collection's glyphs, or the largest
+energy that keeps the share of rejects accepted at or below a target FPR. calibration.json stays
+bound to the model's hash, names the collection, keeps the synthetic suites' metrics beside it
+and stores the calibration glyphs' sorted energies, which the server turns into p-values.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from training.artifacts import CALIBRATION_JSON, CLASSES_JSON, MODEL_ONNX, load_calibration, read_json, require, sha256
+from training.data_folders import EXTENSIONS, load_files, read_named_classes, read_ood_folders
+from training.errors import DataError
+
+from . import report as rep
+from .metrics import fit_threshold, ood_metrics
+from .scores import OnnxRunner, softmax
+
+SCHEMA_VERSION = 1
+FEW_GLYPHS = 200  # below this a 95 % quantile rests on a handful of glyphs: the report warns
+
+
+def _images_under(root: Path, skip_ood: bool = True) -> list[str]:
+    return sorted(str(p) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS
+                  and not (skip_ood and "ood" in p.relative_to(root).parts[:1]))
+
+
+def threshold_at_fpr(e_ood: np.ndarray, target_fpr: float) -> float:
+    """The largest energy threshold that accepts (energy <= t) at most `target_fpr` of the rejects."""
+    e = np.sort(np.asarray(e_ood))
+    k = int(np.floor(target_fpr * len(e)))
+    if k >= len(e):
+        return float(e[-1])
+    # The step below e[k] in the energies' own precision: ORT's energies are float32, and a
+    # float64 step would round back onto e[k] when the server compares them.
+    return float(np.nextafter(e[k], np.array(-np.inf, dtype=e.dtype)))
+
+
+def reference_metrics(folder: Path) -> dict | None:
+    """The synthetic suites' metrics of the calibration this one replaces (kept for comparison)."""
+    path = folder / CALIBRATION_JSON
+    if not path.is_file():
+        return None
+    try:
+        old = load_calibration(folder)
+    except DataError:
+        return None  # made for another model: nothing to compare with
+    if old.get("reference"):
+        return old["reference"]
+    return {"data": old.get("data"), "threshold": old["threshold"], "id": old["id"], "metrics": old["metrics"]}
+
+
+def calibrate_collection(artifacts: str | Path, data: str | Path, name: str | None = None, unlabelled: bool = False,
+                         unknown_as_ood: bool = False, ood_dirs: list[str | Path] = (), target_tpr: float = 0.95,
+                         target_fpr: float | None = None, log=print) -> dict:
+    folder = require(artifacts, MODEL_ONNX, CLASSES_JSON)
+    classes = read_json(folder / CLASSES_JSON)
+    data = Path(data)
+    if not data.is_dir():
+        raise DataError(f"{data}: folder not found")
+    if not 0 < target_tpr < 1:
+        raise DataError(f"--target-tpr {target_tpr}: expected a value strictly between 0 and 1")
+    if target_fpr is not None and not 0 <= target_fpr < 1:
+        raise DataError(f"--target-fpr {target_fpr}: expected a value in [0, 1)")
+    name = name or data.name
+
+    unknown: dict[str, int] = {}
+    ood: dict[str, np.ndarray] = {}
+    if unlabelled:
+        files = _images_under(data)
+        if not files:
+            raise DataError(f"{data}: no images ({'/'.join(EXTENSIONS)}) outside ood/")
+        x, y = load_files(files, f"{name} glyphs").numpy(), None
+    else:
+        xt, yt, unknown = read_named_classes(data, classes, f"{name} glyphs")
+        x, y = xt.numpy(), yt.numpy()
+        if unknown_as_ood and unknown:
+            ood["unknown_classes"] = load_files(
+                [f for n in unknown for f in _images_under(data / n, skip_ood=False)], "unknown classes").numpy()
+        if len(x) == 0:
+            raise DataError(f"{data}: none of its class folders names a class of the model "
+                            f"(found {', '.join(sorted(unknown))}); use --unlabelled for unlabelled glyphs")
+    ood.update({k: v.numpy() for k, v in read_ood_folders(data).items()})
+    for d in ood_dirs:
+        d = Path(d)
+        files = _images_under(d, skip_ood=False) if d.is_dir() else []
+        if not files:
+            raise DataError(f"{d}: --ood folder not found or holds no images")
+        ood[d.name if d.name not in ood else f"{d.parent.name}_{d.name}"] = load_files(files, f"ood {d.name}").numpy()
+    if target_fpr is not None and not ood:
+        raise DataError("--target-fpr needs rejects to count false alarms on: give --ood DIR or an ood/ folder")
+
+    runner = OnnxRunner(folder / MODEL_ONNX)
+    logits, e_id = runner(x)
+    e_ood = {k: runner(v)[1] for k, v in ood.items()}
+    if target_fpr is None:
+        threshold, measured_tpr = fit_threshold(e_id, target_tpr)
+    else:
+        threshold = threshold_at_fpr(np.concatenate(list(e_ood.values())), target_fpr)
+        measured_tpr = float(np.mean(e_id <= threshold))
+    warning = (f"the threshold rests on {len(e_id)} glyphs (fewer than {FEW_GLYPHS}): its false-alarm rate is "
+               "uncertain by several points" if len(e_id) < FEW_GLYPHS else None)
+    if warning:
+        log(f"warning: {warning}")
+
+    sets = {}
+    for k, e in e_ood.items():
+        sets[k] = {"kind": "unknown", "n": int(len(e)), "fpr_at_threshold": float(np.mean(e <= threshold)),
+                   "flagged_at_threshold": float(np.mean(e > threshold)), "scores": {"energy": ood_metrics(e_id, e)}}
+    pooled = np.concatenate(list(e_ood.values())) if e_ood else None
+    kinds = ({"unknown": {"kind": "unknown", "n": int(len(pooled)), "sets": list(sets),
+                          "fpr_at_threshold": float(np.mean(pooled <= threshold)),
+                          "scores": {"energy": ood_metrics(e_id, pooled)}}} if pooled is not None else {})
+    accuracy = float(np.mean(logits.argmax(1) == y)) if y is not None else None
+    from .calibrate import energy_histogram
+    from .metrics import expected_calibration_error
+
+    cal = {
+        "schema_version": SCHEMA_VERSION,
+        "score": "energy",
+        "orientation": "higher = more OOD; is_ood = energy > threshold",
+        "threshold": float(threshold),
+        "target_tpr": target_tpr,
+        "target_fpr": target_fpr,
+        "measured_tpr": measured_tpr,
+        "split": "collection",
+        "model_sha256": sha256(folder / MODEL_ONNX),
+        "classes": classes,
+        "id": {"n": int(len(e_id)), "accuracy": accuracy,
+               "ece": expected_calibration_error(softmax(logits), y) if y is not None else None,
+               "energy_quantiles": {q: float(np.quantile(e_id, float(q))) for q in ("0.01", "0.5", "0.95", "0.99")}},
+        "id_energies": np.sort(e_id).round(6).tolist(),
+        "score_functions": ["energy"],
+        "metrics": {"sets": sets, "kinds": kinds},
+        "comparison": {},
+        "energy_histogram": energy_histogram(e_id, {"unknown": pooled} if pooled is not None else {}),
+        "collection": {"name": name, "data": str(data), "labelled": y is not None, "n_glyphs": int(len(e_id)),
+                       "classes_present": sorted({classes[c] for c in np.unique(y)}) if y is not None else [],
+                       "unknown_classes": unknown, "unknown_as_ood": unknown_as_ood, "warning": warning},
+        "reference": reference_metrics(folder),
+        "baselines": [],
+        "data": str(data),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (folder / "real_scans.json").unlink(missing_ok=True)  # measured at the old threshold
+    (folder / CALIBRATION_JSON).write_text(json.dumps(cal, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    _report(folder / "report", cal, x, e_id, e_ood)
+    return cal
+
+
+def _report(out: Path, cal: dict, x: np.ndarray, e_id: np.ndarray, e_ood: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    if e_ood:
+        rep.energy_histograms(out / "energy_histograms.png", e_id, e_ood, {k: "unknown" for k in e_ood}, cal["threshold"])
+        figures["Energy: the collection's glyphs vs each of its OOD sets"] = "energy_histograms.png"
+    rep.image_grid(out / "false_alarms.png", x[np.argsort(-e_id)])
+    figures["False alarms: the collection's 64 highest-energy glyphs"] = "false_alarms.png"
+    (out / "figures.json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+    rep.write_index(out / "index.html", cal, cal["comparison"], figures)

@@ -1,0 +1,151 @@
+"""Calibrating on an archive's own collection; conformal p-values; Benjamini-Hochberg in scan."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from calibration.collection import threshold_at_fpr
+from glyphgate.cli import main
+from serving.scan import benjamini_hochberg
+from serving.scoring import p_values
+from training.artifacts import load_calibration
+
+pytestmark = pytest.mark.slow
+
+
+def _write(folder, images, start=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, a in enumerate(images):
+        Image.fromarray(((np.asarray(a)[0] + 1) * 127.5).astype(np.uint8)).save(folder / f"{start + i}.png")
+
+
+@pytest.fixture(scope="module")
+def collection(train_corpus, tmp_path_factory):
+    """A collection of 9 classes' test glyphs, a folder named for no class, and two reject sets."""
+    from training.data import load_glyph_data
+
+    d = load_glyph_data(train_corpus)
+    x, y = d.splits["test"]
+    root = tmp_path_factory.mktemp("collection") / "archive"
+    for c in range(9):
+        _write(root / d.classes[c], x[y == c])
+    _write(root / "ß", x[y == 20][:5])  # a letter the model does not know
+    _write(root / "ood" / "blots", d.ood["ink_blots"][:12])
+    _write(root.parent / "rejects", d.ood["touching_pairs"][:12])
+    return root
+
+
+@pytest.fixture()
+def art(tiny_calibrated, tmp_path):
+    folder = tmp_path / "art"
+    shutil.copytree(tiny_calibrated, folder)
+    return folder
+
+
+def test_a_class_subset_calibrates_and_lists_unknown_classes(art, collection, tiny_calibrated, capsys):
+    synthetic = load_calibration(tiny_calibrated)
+    assert main(["calibrate", "--artifacts", str(art), "--data", str(collection)]) == 0
+    cal = load_calibration(art)  # schema and model hash still hold
+    c = cal["collection"]
+    assert c["name"] == "archive" and c["labelled"] and c["unknown_classes"] == {"ß": 5}
+    assert len(c["classes_present"]) == 9 and cal["id"]["n"] == c["n_glyphs"]
+    assert 0.95 <= cal["measured_tpr"] < 0.95 + 1 / cal["id"]["n"] + 1e-9
+    assert set(cal["metrics"]["sets"]) == {"blots"}
+    assert cal["reference"]["threshold"] == synthetic["threshold"]  # the synthetic suites kept beside it
+    assert len(cal["id_energies"]) == cal["id"]["n"] and cal["id_energies"] == sorted(cal["id_energies"])
+    assert c["warning"] and "fewer than 200" in c["warning"]  # a tiny collection is warned about
+    index = (art / "report" / "index.html").read_text(encoding="utf-8")
+    assert "archive" in index and "fewer than 200" in index and "ß (5)" in index
+    out = capsys.readouterr().out
+    assert "left out" in out and "ß (5)" in out
+
+
+def test_unknown_classes_as_ood_and_extra_reject_folders(art, collection):
+    assert main(["calibrate", "--artifacts", str(art), "--data", str(collection), "--unknown-as-ood",
+                 "--ood", str(collection.parent / "rejects")]) == 0
+    sets = load_calibration(art)["metrics"]["sets"]
+    assert set(sets) == {"blots", "unknown_classes", "rejects"} and sets["unknown_classes"]["n"] == 5
+    assert all(0 <= m["scores"]["energy"]["auroc"] <= 1 for m in sets.values())
+
+
+def test_unlabelled_glyphs_give_a_threshold_only(art, collection, tmp_path):
+    flat = tmp_path / "flat"
+    for i, f in enumerate(sorted(p for p in collection.rglob("*.png") if "ood" not in p.parts and p.parent.name != "ß")):
+        flat.mkdir(exist_ok=True)
+        shutil.copy(f, flat / f"{i}.png")
+    assert main(["calibrate", "--artifacts", str(art), "--data", str(flat), "--unlabelled", "--name", "box 7"]) == 0
+    cal = load_calibration(art)
+    assert cal["id"]["accuracy"] is None and cal["collection"]["name"] == "box 7" and not cal["collection"]["labelled"]
+    assert cal["id"]["n"] == len(list(flat.glob("*.png")))
+
+
+def test_target_fpr_bounds_the_share_of_rejects_accepted(art, collection):
+    assert main(["calibrate", "--artifacts", str(art), "--data", str(collection), "--target-fpr", "0.25",
+                 "--ood", str(collection.parent / "rejects")]) == 0
+    cal = load_calibration(art)
+    accepted = cal["metrics"]["kinds"]["unknown"]["fpr_at_threshold"]
+    assert cal["target_fpr"] == 0.25 and accepted <= 0.25
+    assert accepted > 0.25 - 1 / cal["metrics"]["kinds"]["unknown"]["n"] - 1e-9  # the largest such threshold
+
+
+def test_collection_errors_are_one_line(art, tmp_path, capsys):
+    (tmp_path / "nothing" / "zz").mkdir(parents=True)
+    Image.new("L", (8, 8), 255).save(tmp_path / "nothing" / "zz" / "a.png")
+    assert main(["calibrate", "--artifacts", str(art), "--data", str(tmp_path / "nothing")]) == 2
+    assert "none of its class folders names a class" in capsys.readouterr().err
+    assert main(["calibrate", "--artifacts", str(art), "--data", str(tmp_path / "nothing"), "--unlabelled",
+                 "--target-fpr", "0.1"]) == 2
+    assert "--target-fpr needs rejects" in capsys.readouterr().err
+
+
+def test_threshold_at_fpr_by_hand():
+    for dtype in (np.float32, np.float64):
+        e = np.array([3.0, 1.0, 2.0, 2.0, 2.0, 5.0, 6.0, 7.0], dtype)
+        assert np.mean(e <= threshold_at_fpr(e, 0.0)) == 0
+        assert np.mean(e <= threshold_at_fpr(e, 0.25)) == 0.125  # ties at 2.0 cannot be split
+        assert np.mean(e <= threshold_at_fpr(e, 0.5)) == 0.5
+        assert np.mean(e <= threshold_at_fpr(e, 0.99)) == 7 / 8
+
+
+def test_p_values_of_held_out_glyphs_are_uniform(tiny_artifacts, train_corpus):
+    """Conformal p-values from the test split's energies, on the val split (same distribution):
+    Kolmogorov-Smirnov against the uniform distribution does not reject."""
+    from scipy.stats import kstest
+
+    from calibration.scores import OnnxRunner
+    from training.data import load_glyph_data
+
+    d = load_glyph_data(train_corpus)
+    run = OnnxRunner(tiny_artifacts / "model.onnx")
+    cal = np.sort(run(d.splits["test"][0].numpy())[1])
+    held_out = run(d.splits["val"][0].numpy())[1]
+    p = p_values(cal, held_out)
+    assert kstest(p, "uniform").pvalue > 0.01
+    ood = p_values(cal, run(d.ood["uniform_noise"].numpy())[1])
+    assert np.median(ood) < np.median(p)  # and noise looks unusual
+    assert p_values(np.array([1.0, 2.0, 3.0]), np.array([0.0, 2.0, 9.0])).tolist() == [1.0, 0.75, 0.25]
+
+
+def test_benjamini_hochberg_by_hand():
+    p = np.array([0.01, 0.04, 0.03, 0.5, 0.2])
+    # sorted 0.01 0.03 0.04 0.2 0.5 vs q*k/m = 0.02 0.04 0.06 0.08 0.1 -> the first three
+    assert benjamini_hochberg(p, 0.1).tolist() == [True, True, True, False, False]
+    assert not benjamini_hochberg(p, 0.001).any() and benjamini_hochberg(np.array([]), 0.1).size == 0
+
+
+def test_scan_with_fdr_flags_by_benjamini_hochberg(tiny_calibrated, collection, tmp_path):
+    folder = tmp_path / "mixed"
+    shutil.copytree(collection / "a", folder / "glyphs")
+    shutil.copytree(collection / "ood" / "blots", folder / "blots")
+    code = main(["scan", str(folder), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "r"), "--fdr", "0.2",
+                 "--no-progress"])
+    res = json.loads((tmp_path / "r" / "results.json").read_text(encoding="utf-8"))
+    rows = res["results"]
+    p = np.array([r["p_value"] for r in rows])
+    assert [r["is_ood"] for r in rows] == benjamini_hochberg(p, 0.2).tolist()
+    assert code == (1 if any(r["is_ood"] for r in rows) else 0)
+    assert "Benjamini-Hochberg at FDR 0.2" in res["summary"]["rule"]
+    assert main(["scan", str(folder), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "r2"), "--fdr", "2"]) == 2
