@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
@@ -40,7 +41,8 @@ def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     if not data:
         raise BadImage(f"{name}: empty file (0 bytes)")
     head = data[:64].lstrip()
-    if head[:4].lower() in (b"http", b"ftp:", b"file") or head[:2] == b"//":
+    # Only a real scheme counts: a CSV whose header starts "filename," is just not an image.
+    if re.match(rb"(?i)(https?|ftp|file)://", head) or head[:2] == b"//":
         raise BadImage(f"{name}: looks like a URL, not image bytes; upload the file itself (URLs are never fetched)")
     try:
         with warnings.catch_warnings():

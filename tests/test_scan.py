@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def mixed_folder(train_corpus, tmp_path_factory):
-    """12 corpus glyphs, 12 uniform-noise scans, 3 corrupt files, in nested folders."""
+    """12 corpus glyphs, 12 uniform-noise scans, 4 unusable files, in nested folders."""
     root = tmp_path_factory.mktemp("archive") / "box1"
     (root / "page1").mkdir(parents=True)
     (root / "page2").mkdir()
@@ -28,21 +28,23 @@ def mixed_folder(train_corpus, tmp_path_factory):
     (root / "page2" / "truncated.png").write_bytes(good[: len(good) // 2])
     (root / "page2" / "notes.txt").write_text("not a scan")
     (root / "page2" / "empty.tif").write_bytes(b"")
+    (root / "page2" / "old-results.csv").write_text("filename,label,energy\nglyph00.png,a,-3.2\n")  # once read as a URL
     return root
 
 
-def _check_reports(out, n_files=27):
+def _check_reports(out, n_files=28):
     with open(out / "results.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == n_files
     by_path = {r["path"]: r for r in rows}
     assert "not an image" in by_path["page2/notes.txt"]["error"]
     assert "empty file" in by_path["page2/empty.tif"]["error"]
+    assert "not an image" in by_path["page2/old-results.csv"]["error"] and "URL" not in by_path["page2/old-results.csv"]["error"]
     assert "truncated" in by_path["page2/truncated.png"]["error"]
     noise = [r for p, r in by_path.items() if "noise" in p]
     assert sum(r["is_ood"] == "True" for r in noise) >= 10  # noise is what a far-OOD detector must catch
     summary = json.loads((out / "results.json").read_text(encoding="utf-8"))["summary"]
-    assert summary["unreadable"] == 3 and summary["images"] == n_files and summary["flagged"] >= 10
+    assert summary["unreadable"] == 4 and summary["images"] == n_files and summary["flagged"] >= 10
     with Image.open(out / "flagged.png") as im:
         assert im.width > 56 and im.height >= 58
     page = (out / "flagged.html").read_text(encoding="utf-8")
@@ -53,7 +55,7 @@ def _check_reports(out, n_files=27):
 def test_scan_a_folder_locally(mixed_folder, tiny_calibrated, tmp_path, capsys):
     code = main(["scan", str(mixed_folder), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "r"), "--batch", "8"])
     assert code == 1  # something was flagged
-    assert "27 files: 24 scored" in capsys.readouterr().out
+    assert "28 files: 24 scored" in capsys.readouterr().out
     rows = _check_reports(tmp_path / "r")
     glyph_rows = [r for r in rows if "glyph" in r["path"]]
     assert all(r["label"] and float(r["confidence"]) > 0 for r in glyph_rows)
