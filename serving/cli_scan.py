@@ -6,7 +6,7 @@ import os
 
 
 def add_scan_arguments(p):
-    p.add_argument("path", help="folder (searched recursively) or ZIP file of scans")
+    p.add_argument("path", help="folder (searched recursively) or ZIP file of scans; with --page, a PAGE-XML file or folder")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--artifacts", default=None, help="score locally with this artifacts folder (default artifacts/default)")
     src.add_argument("--url", default=None, help="score through a running glyphgate server, e.g. http://127.0.0.1:3000")
@@ -15,6 +15,12 @@ def add_scan_arguments(p):
     p.add_argument("--fdr", type=float, default=None, metavar="Q",
                    help="flag by the Benjamini-Hochberg procedure over the whole folder at false-discovery rate Q "
                         "(instead of the threshold): at most a share Q of the flagged scans are real glyphs, on average")
+    p.add_argument("--page", action="store_true",
+                   help="PATH is PAGE-XML: cut every glyph by its coordinates (Glyph level, or words split into glyphs), "
+                        "score it and write <page>.glyphgate.xml with the verdicts")
+    p.add_argument("--image", default=None, help="with --page: the page image, or a folder of them matched by page number "
+                                                 "(default: Page/@imageFilename next to the XML)")
+    p.add_argument("--crop", choices=("tight", "box", "line"), default="box", help="with --page: the crop convention (default box)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -27,6 +33,16 @@ def scan(args) -> int:
         raise DataError(f"--batch {args.batch}: expected 1..4096")
     if args.fdr is not None and not 0 < args.fdr < 1:
         raise DataError(f"--fdr {args.fdr}: expected a value strictly between 0 and 1")
+    if args.page:
+        if args.fdr is not None:
+            raise DataError("--fdr applies to folders of scans, not yet to --page")
+        from .page_scan import scan_pages
+
+        summary = scan_pages(args.path, args.out, artifacts=args.artifacts or "artifacts/default", url=args.url,
+                             token=os.environ.get("GLYPHGATE_API_TOKEN"), image=args.image, crop=args.crop)
+        print(f"{summary['pages']} pages, {summary['images']} glyphs: {summary['scored']} scored, {summary['flagged']} "
+              f"flagged in {summary['seconds']:.1f} s -> {args.out}")
+        return 1 if summary["flagged"] or summary["errors"] else 0
     summary = run(args.path, args.out, artifacts=args.artifacts or "artifacts/default", url=args.url,
                   token=os.environ.get("GLYPHGATE_API_TOKEN"), batch=args.batch, progress=not args.no_progress, fdr=args.fdr)
     print(f"{summary['images']} files: {summary['scored']} scored, {summary['flagged']} flagged, "

@@ -159,3 +159,46 @@ def test_image_folder_is_matched_by_page_number_and_split_by_work(tmp_path):
     assert main(["data", "import-page", str(src), "--out", str(tmp_path / "out"), "--split-by-work", str(splits)]) == 0
     assert _tree(tmp_path / "out" / "train")["k"] == 2 and _tree(tmp_path / "out" / "test")["k"] == 1
     assert not (tmp_path / "out" / "val").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", ["glyph", "word"])
+def test_scan_page_writes_verdicts_into_a_copy_of_the_page(pages, tiny_calibrated, tmp_path, level):
+    from defusedxml import ElementTree as SafeET
+
+    src = pages / level / "p1.xml"
+    code = main(["scan", "--page", str(src), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "scan")])
+    res = json.loads((tmp_path / "scan" / "results.json").read_text(encoding="utf-8"))
+    rows = res["results"]
+    letters = [ch for line in DEFAULT_TEXT for ch in line if not ch.isspace()]
+    assert len(rows) == len(letters) and code == (1 if res["summary"]["flagged"] else 0)
+    assert [r["text"] for r in rows] == letters  # the transcription rides along, in reading order
+    assert all(r["line"] and r["word"] and r["glyph"] and 0 < r["p_value"] <= 1 for r in rows)
+    annotated = tmp_path / "scan" / "p1.glyphgate.xml"
+    ns = "{http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15}"
+    glyphs = list(SafeET.parse(str(annotated)).getroot().iter(f"{ns}Glyph"))
+    assert len(glyphs) == len(rows)
+    by_id = {r["glyph"]: r for r in rows}
+    for g in glyphs:
+        r = by_id[g.get("id")]
+        assert f"is_ood:{str(r['is_ood']).lower()};" in g.get("custom") and "glyphgate {label:" in g.get("custom")
+        ours = [t for t in g.findall(f"{ns}TextEquiv") if t.get("index") == "2"]
+        assert len(ours) == 1 and ours[0].find(f"{ns}Unicode").text == r["label"]
+        assert float(ours[0].get("conf")) == pytest.approx(r["confidence"], abs=1e-4)
+    # the annotated page round-trips through the importer: same glyphs, ground truth first
+    shutil.copy(pages / level / "p1.png", tmp_path / "scan" / "p1.png")
+    assert main(["data", "import-page", str(annotated), "--image", str(tmp_path / "scan" / "p1.png"),
+                 "--out", str(tmp_path / "again")]) == 0
+    main(["data", "import-page", str(pages / "glyph" / "p1.xml"), "--out", str(tmp_path / "truth")])
+    assert {k: v for k, v in _tree(tmp_path / "again").items() if not k.startswith("ood")} == \
+           {k: v for k, v in _tree(tmp_path / "truth").items() if not k.startswith("ood")}
+
+
+def test_scan_page_refuses_hostile_xml(tiny_calibrated, tmp_path, capsys):
+    render_page(tmp_path, "p", lines=["kurz"])
+    (tmp_path / "p.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE PcGts [<!ENTITY x SYSTEM "file:///etc/passwd">]><PcGts xmlns="http://schema.'
+        'primaresearch.org/PAGE/gts/pagecontent/2019-07-15"><Page imageFilename="p.png">&x;</Page></PcGts>', encoding="utf-8")
+    assert main(["scan", "--page", str(tmp_path / "p.xml"), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not well-formed PAGE-XML" in err[0] and "Traceback" not in err[0]

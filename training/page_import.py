@@ -17,13 +17,15 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .errors import DataError
-from .pagexml import CROPS, PAGE_NS, Page, class_of, cut, find_image, graphemes, otsu, read_page, split_word
+from .pagexml import CROPS, Line, Page, Word, class_of, cut, find_image, graphemes, otsu, read_page, split_word
 
 WORD_MIN_GLYPHS = 3
 # The fixed split of OCR-D-GT-VD-SBB by work (its test works are never trained or tuned on).
@@ -60,92 +62,36 @@ class PageImporter:
         dest = self._dest(page)
         if dest is None:
             return {"page": str(xml), "skipped": "work not in the split file"}
-        img_path = find_image(page, image)
-        try:
-            with Image.open(img_path) as im:
-                im.load()
-                gray = np.asarray(im.convert("L"), dtype=np.uint8)
-        except Exception as e:
-            raise DataError(f"{img_path}: unreadable page image ({type(e).__name__}: {e})") from None
-        h, w = gray.shape
-        if page.size and page.size != (h, w):
-            warnings.append(f"image {w}x{h} differs from the XML's {page.size[1]}x{page.size[0]}; coordinates scaled")
-        sy, sx = (h / page.size[0], w / page.size[1]) if page.size else (1.0, 1.0)
-        scale = lambda b: (int(b[0] * sy), int(np.ceil(b[1] * sy)), int(b[2] * sx), int(np.ceil(b[3] * sx)))  # noqa: E731
-
-        def inside(b, what) -> bool:
-            if b[0] < -2 or b[2] < -2 or b[1] > h + 2 or b[3] > w + 2 or b[1] <= b[0] or b[3] <= b[2]:
-                warnings.append(f"{what}: polygon outside the image ({w}x{h}), skipped")
-                return False
-            return True
-
+        cut_page = PageCuts(page, image, self.crop, warnings)
         stem = _safe(xml.stem)
-        counts: Counter = Counter()
-        heights = []
-        for line in page.lines:
-            lbox = scale(line.box)
-            if not inside(lbox, f"TextLine {line.id}"):
-                continue
-            heights.append(lbox[1] - lbox[0])
-            band = gray[max(0, lbox[0]):lbox[1], max(0, lbox[2]):lbox[3]]
-            thr = otsu(band) if band.size else 128.0
-            for word in line.words:
-                wbox = scale(word.box)
-                if not inside(wbox, f"Word {word.id}"):
-                    counts["words outside"] += 1
+        counts = cut_page.counts
+        for wc in cut_page.words():
+            kept = []
+            for g in wc.glyphs:
+                if g.crop is None:
                     continue
-                word.box = wbox
-                word.polygon = word.polygon * [sx, sy]
-                if word.glyphs:
-                    boxes = [scale(g.box) for g in word.glyphs]
-                    texts = [g.text for g in word.glyphs]
-                    ids = [g.id for g in word.glyphs]
-                    counts["words with glyph level"] += 1
-                else:
-                    texts = graphemes(word.text)
-                    if not texts:
-                        warnings.append(f"Word {word.id}: empty transcription, skipped")
-                        counts["words empty"] += 1
-                        continue
-                    counts["words split"] += 1
-                    boxes = split_word(gray, word, thr)
-                    if len(boxes) != len(texts):
-                        counts["words skipped (components != letters)"] += 1
-                        continue
-                    counts["words kept"] += 1
-                    ids = [f"{word.id}_{i}" for i in range(len(texts))]
-                kept = []
-                for gid, text, box in zip(ids, texts, boxes):
-                    if not text:
-                        warnings.append(f"Glyph {gid}: no transcription, skipped")
-                        continue
-                    if not inside(box, f"Glyph {gid}"):
-                        continue
-                    crop = cut(gray, box, self.crop, lbox, thr)
-                    if crop is None:
-                        counts["glyphs without ink"] += 1
-                        continue
-                    label = class_of(text, self.classes)
-                    folder = dest / label if label else dest / "ood" / "other_symbols"
-                    self._write(folder, _safe(f"{stem}_{gid}"), crop)
-                    counts["glyphs" if label else "other symbols"] += 1
-                    kept.append(box)
-                if len(kept) >= WORD_MIN_GLYPHS:
-                    crop = cut(gray, wbox, "box", lbox, thr)
+                label = class_of(g.text, self.classes)
+                folder = dest / label if label else dest / "ood" / "other_symbols"
+                self._write(folder, _safe(f"{stem}_{g.id}"), g.crop)
+                counts["glyphs" if label else "other symbols"] += 1
+                kept.append(g.box)
+            if len(kept) >= WORD_MIN_GLYPHS:
+                crop = cut(cut_page.gray, wc.box, "box", wc.line_box, wc.threshold)
+                if crop is not None:
+                    self._write(dest / "ood" / "words", _safe(f"{stem}_{wc.word.id}"), crop)
+                    counts["words"] += 1
+            if len(kept) >= 2:
+                i = len(kept) // 2 - 1  # the middle pair of the word
+                a, b = kept[i], kept[i + 1]
+                mid = ((a[2] + a[3]) // 2, (b[2] + b[3]) // 2)
+                if mid[1] - mid[0] >= 2:
+                    crop = cut(cut_page.gray, (min(a[0], b[0]), max(a[1], b[1]), mid[0], mid[1]), self.crop, wc.line_box,
+                               wc.threshold)
                     if crop is not None:
-                        self._write(dest / "ood" / "words", _safe(f"{stem}_{word.id}"), crop)
-                        counts["words"] += 1
-                if len(kept) >= 2:
-                    i = len(kept) // 2 - 1  # the middle pair of the word
-                    a, b = kept[i], kept[i + 1]
-                    mid = ((a[2] + a[3]) // 2, (b[2] + b[3]) // 2)
-                    if mid[1] - mid[0] >= 2:
-                        crop = cut(gray, (min(a[0], b[0]), max(a[1], b[1]), mid[0], mid[1]), self.crop, lbox, thr)
-                        if crop is not None:
-                            self._write(dest / "ood" / "fragments", _safe(f"{stem}_{word.id}_pair"), crop)
-                            counts["fragments"] += 1
-        counts["blank"] = self._blanks(gray, page, scale, heights, dest / "ood" / "blank", stem)
-        return {"page": str(xml), "image": str(img_path), **dict(counts), "warnings": warnings}
+                        self._write(dest / "ood" / "fragments", _safe(f"{stem}_{wc.word.id}_pair"), crop)
+                        counts["fragments"] += 1
+        counts["blank"] = self._blanks(cut_page.gray, page, cut_page.scale, cut_page.heights, dest / "ood" / "blank", stem)
+        return {"page": str(xml), "image": str(cut_page.image), **dict(counts), "warnings": warnings}
 
     def _blanks(self, gray, page, scale, heights, folder: Path, stem: str) -> int:
         """Squares one line high that touch no text region or line: margins, gutters, page edges."""
@@ -165,6 +111,104 @@ class PageImporter:
             y, x = spots[k]
             self._write(folder, f"{stem}_blank{k}", gray[y:y + side, x:x + side])
         return len(set(pick.tolist()))
+
+
+@dataclass
+class GlyphCut:
+    id: str
+    text: str | None  # the transcription, None when a word split does not match it
+    box: tuple[int, int, int, int]  # page pixels (top, bottom, left, right)
+    crop: np.ndarray | None  # None when the box holds no ink
+    from_glyph_level: bool
+
+
+@dataclass
+class WordCut:
+    line: Line
+    word: Word
+    box: tuple[int, int, int, int]
+    line_box: tuple[int, int, int, int]
+    threshold: float
+    glyphs: list[GlyphCut]
+
+
+class PageCuts:
+    """One page's glyph crops, word by word: Glyph-level boxes as they are, or a word's connected
+    components. `keep_unmatched` keeps the components of a word whose count differs from its
+    transcription (or that has none), unlabelled: what scanning an OCR'd page needs."""
+
+    def __init__(self, page: Page, image: Path | None, crop: str, warnings: list[str], keep_unmatched: bool = False):
+        self.page, self.crop, self.warnings, self.keep_unmatched = page, crop, warnings, keep_unmatched
+        self.image = find_image(page, image)
+        try:
+            with Image.open(self.image) as im:
+                im.load()
+                self.gray = np.asarray(im.convert("L"), dtype=np.uint8)
+        except Exception as e:
+            raise DataError(f"{self.image}: unreadable page image ({type(e).__name__}: {e})") from None
+        h, w = self.gray.shape
+        if page.size and page.size != (h, w):
+            warnings.append(f"image {w}x{h} differs from the XML's {page.size[1]}x{page.size[0]}; coordinates scaled")
+        self.sy, self.sx = (h / page.size[0], w / page.size[1]) if page.size else (1.0, 1.0)
+        self.counts: Counter = Counter()
+        self.heights: list[int] = []
+
+    def scale(self, b):
+        return (int(b[0] * self.sy), int(np.ceil(b[1] * self.sy)), int(b[2] * self.sx), int(np.ceil(b[3] * self.sx)))
+
+    def _inside(self, b, what) -> bool:
+        h, w = self.gray.shape
+        if b[0] < -2 or b[2] < -2 or b[1] > h + 2 or b[3] > w + 2 or b[1] <= b[0] or b[3] <= b[2]:
+            self.warnings.append(f"{what}: polygon outside the image ({w}x{h}), skipped")
+            return False
+        return True
+
+    def words(self) -> Iterator[WordCut]:
+        counts = self.counts
+        for line in self.page.lines:
+            lbox = self.scale(line.box)
+            if not self._inside(lbox, f"TextLine {line.id}"):
+                continue
+            self.heights.append(lbox[1] - lbox[0])
+            band = self.gray[max(0, lbox[0]):lbox[1], max(0, lbox[2]):lbox[3]]
+            thr = otsu(band) if band.size else 128.0
+            for word in line.words:
+                wbox = self.scale(word.box)
+                if not self._inside(wbox, f"Word {word.id}"):
+                    counts["words outside"] += 1
+                    continue
+                word.box, word.polygon = wbox, word.polygon * [self.sx, self.sy]
+                if word.glyphs:
+                    counts["words with glyph level"] += 1
+                    parts = [(g.id, g.text, self.scale(g.box)) for g in word.glyphs]
+                else:
+                    texts = graphemes(word.text)
+                    if not texts and not self.keep_unmatched:
+                        self.warnings.append(f"Word {word.id}: empty transcription, skipped")
+                        counts["words empty"] += 1
+                        continue
+                    counts["words split"] += 1
+                    boxes = split_word(self.gray, word, thr)
+                    if len(boxes) != len(texts):
+                        counts["words skipped (components != letters)"] += 1
+                        if not self.keep_unmatched:
+                            continue
+                        texts = [None] * len(boxes)
+                    else:
+                        counts["words kept"] += 1
+                    parts = [(f"{word.id}_g{i}", t, b) for i, (t, b) in enumerate(zip(texts, boxes))]
+                glyphs = []
+                for gid, text, box in parts:
+                    if text == "" and not self.keep_unmatched:
+                        self.warnings.append(f"Glyph {gid}: no transcription, skipped")
+                        continue
+                    if not self._inside(box, f"Glyph {gid}"):
+                        continue
+                    crop = cut(self.gray, box, self.crop, lbox, thr)
+                    if crop is None:
+                        counts["glyphs without ink"] += 1
+                    glyphs.append(GlyphCut(gid, text or None, box, crop, bool(word.glyphs)))
+                yield WordCut(line, word, wbox, lbox, thr, glyphs)
 
 
 def is_page_xml(path: Path) -> bool:
