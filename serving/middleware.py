@@ -17,6 +17,8 @@ from .generation import check_params
 OPEN_PATHS = ("/readyz", "/livez", "/healthz", "/metrics")
 # endpoint -> (file field, at most how many files); None = no file upload on that endpoint
 UPLOADS = {"/classify": ("image", 1), "/score": ("image", 1), "/preview": ("image", 1), "/classify_batch": ("images", None), "/score_batch": ("images", None)}
+# endpoint -> the file fields it needs, one file each
+PAIRS = {"/scan_page": ("image", "page")}
 # endpoints that take an optional text field `alpha`: flag when p_value < alpha for that request
 ALPHA_PATHS = {"/classify", "/score", "/classify_batch", "/score_batch"}
 
@@ -81,7 +83,11 @@ class GateMiddleware:
                 break
         body = b"".join(chunks)
 
-        if path in UPLOADS:
+        if path in PAIRS:
+            problem = await self._check_pair(scope, headers, body, PAIRS[path])
+            if problem:
+                return await reply(400, problem)
+        elif path in UPLOADS:
             problem = await self._check_upload(scope, headers, body, *UPLOADS[path])
             if problem:
                 return await reply(400, problem)
@@ -104,6 +110,33 @@ class GateMiddleware:
     def _too_large(self, size: int) -> str:
         return (f"request body of {size:,} bytes is over the {self.settings.max_upload_bytes:,}-byte limit "
                 f"(GLYPHGATE_MAX_UPLOAD_MB={self.settings.max_upload_mb:g})")
+
+    async def _check_pair(self, scope, headers: dict, body: bytes, fields: tuple[str, ...]) -> str | None:
+        """Exactly one file in each of `fields` and nothing else (a page image and its PAGE-XML)."""
+        want = " and ".join(repr(f) for f in fields)
+        ctype = headers.get(b"content-type", b"").decode("latin-1")
+        if not body or not ctype.startswith("multipart/form-data"):
+            return f"expected multipart/form-data with one file in each of the fields {want}"
+
+        async def once():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(scope, once).form(max_files=len(fields) + 1, max_fields=8)
+        except Exception as e:  # python-multipart raises several types for broken bodies
+            return f"malformed multipart body ({getattr(e, 'detail', e)})"
+        try:
+            others = sorted(set(form.keys()) - set(fields))
+            if others:
+                return f"unexpected field(s) {', '.join(repr(k) for k in others)}: send one file in each of {want}"
+            for f in fields:
+                values = form.getlist(f)
+                if len(values) != 1 or not isinstance(values[0], UploadFile):
+                    return f"the field {f!r} must hold exactly one file upload (got {len(values)}); send {want}"
+            scope.setdefault("state", {})["upload_names"] = [form[f].filename or f for f in fields]
+        finally:
+            await form.close()
+        return None
 
     async def _check_upload(self, scope, headers: dict, body: bytes, field: str, limit: int | None) -> str | None:
         limit = limit or self.settings.max_batch

@@ -185,6 +185,20 @@ class Gate:
         return self._many(images, ctx, self.scorer.score, alpha)
 
     @bentoml.api
+    def scan_page(self, image: Path, page: Path, ctx: bentoml.Context) -> dict:
+        """A page image and its PAGE-XML (multipart fields image and page) -> a verdict per glyph, cut by the
+        PAGE coordinates (Glyph level, or words split into glyphs), and the PAGE-XML annotated with them."""
+        from .decode import BadImage
+        from .page_scan import scan_uploaded_page
+
+        names = getattr(ctx.request.state, "upload_names", None) or [Path(image).name, Path(page).name]
+        try:
+            return scan_uploaded_page(Path(page), Path(image), tuple(names), self.scorer, SETTINGS.max_pixels)
+        except BadImage as e:
+            ctx.response.status_code = 400
+            return {"error": str(e)}
+
+    @bentoml.api
     def preview(self, image: Path, ctx: bentoml.Context) -> Image.Image:
         """One scan -> the 56x56 PNG the model actually sees (after the shared preprocessing)."""
         x, _, errors = self._decode([image], ctx)

@@ -269,3 +269,24 @@ def test_scan_through_the_server_matches_local_scoring(server, tiny_calibrated, 
         assert ("error" in a) == ("error" in b)
         if "error" not in a:
             assert a["label"] == b["label"] and a["energy"] == pytest.approx(b["energy"], abs=1e-5)
+
+
+def test_scan_page_returns_a_verdict_per_glyph_and_the_annotated_page(client, tmp_path):
+    from training.synth.page import DEFAULT_TEXT, render_page
+
+    png, xml = render_page(tmp_path, "p", glyph_level=False)
+    files = {"image": ("p.png", png.read_bytes(), "image/png"), "page": ("p.xml", xml.read_bytes(), "application/xml")}
+    r = client.post("/scan_page", files=files)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    letters = [ch for line in DEFAULT_TEXT for ch in line if not ch.isspace()]
+    assert body["n"] == len(letters) and [g["text"] for g in body["results"]] == letters
+    assert all(0 < g["p_value"] <= 1 and g["word"] and g["line"] for g in body["results"])
+    assert body["page_xml"].count("glyphgate {label:") == len(letters) and body["flagged"] == sum(g["is_ood"] for g in body["results"])
+    hostile = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e "e">]><PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"><Page>&e;</Page></PcGts>'
+    r = client.post("/scan_page", files={**files, "page": ("evil.xml", hostile, "application/xml")})
+    assert r.status_code == 400 and "evil.xml: not well-formed PAGE-XML" in r.json()["error"]
+    r = client.post("/scan_page", files={"image": files["image"]})
+    assert r.status_code == 400 and "'page' must hold exactly one file" in r.json()["error"]
+    r = client.post("/scan_page", files={**files, "image": ("p.png", b"not a png", "image/png")})
+    assert r.status_code == 400 and "p.png: not a page image" in r.json()["error"]
