@@ -149,3 +149,32 @@ def test_scan_with_fdr_flags_by_benjamini_hochberg(tiny_calibrated, collection, 
     assert code == (1 if any(r["is_ood"] for r in rows) else 0)
     assert "Benjamini-Hochberg at FDR 0.2" in res["summary"]["rule"]
     assert main(["scan", str(folder), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "r2"), "--fdr", "2"]) == 2
+
+
+def test_fine_tune_from_an_exported_model_on_a_class_subset(tiny_artifacts, collection, tmp_path, capsys):
+    import torch
+
+    from training.artifacts import load_torch_model
+    from training.module import JEMModule
+
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"width": 16, "batch_size": 16, "sgld_steps": 2, "buffer_size": 64, "max_epochs": 2,
+                               "warmup_steps": 2, "max_time": None}))
+    run = tmp_path / "run"
+    assert main(["train", "--init", str(tiny_artifacts / "model.pt"), "--data", str(collection), "--out", str(run),
+                 "--config", str(cfg)]) == 0
+    saved = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    assert saved["init_from"] == str(tiny_artifacts / "model.pt")
+    start = load_torch_model(tiny_artifacts)
+    tuned = JEMModule.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert tuned.classes == start.classes and tuned.net.get_logits(torch.zeros(1, 1, 56, 56)).shape == (1, 42)
+    absent = start.classes.index("S")  # not in the collection: keeps the shipped model's informative init
+    present = start.classes.index("a")  # refitted on the collection's glyphs
+    assert torch.allclose(tuned.init.mean[absent], start.init.mean[absent], atol=1e-3)
+    assert not torch.allclose(tuned.init.mean[present], start.init.mean[present], atol=1e-3)
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert 0 <= metrics["last"]["test_acc"] <= 1 and "blots" in metrics["last"]["energy_auroc"]
+    cfg.write_text(json.dumps({"width": 32, "max_epochs": 1}))
+    assert main(["train", "--init", str(tiny_artifacts / "model.pt"), "--data", str(collection), "--out",
+                 str(tmp_path / "bad"), "--config", str(cfg)]) == 2
+    assert "of width 16" in capsys.readouterr().err

@@ -16,6 +16,8 @@ def add_train_arguments(p):
     p.add_argument("--mode", choices=MODES, default=None, help="jem (default), ebm, or classifier (the baseline)")
     p.add_argument("--real", default=None, metavar="DIR",
                    help="real glyphs from `glyphgate data import-page --split-by-work` (DIR/train, DIR/val) mixed into training")
+    p.add_argument("--init", default=None, metavar="MODEL_PT",
+                   help="fine-tune from an exported model (artifacts/default/model.pt): DATA may hold any subset of its classes")
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--config", default=None, help="JSON file of TrainConfig settings; flags override it")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt")
@@ -24,7 +26,7 @@ def add_train_arguments(p):
 def train(args) -> int:
     from .train import run_training
 
-    overrides = {"mode": args.mode, "max_epochs": args.max_epochs, "real_dir": args.real}
+    overrides = {"mode": args.mode, "max_epochs": args.max_epochs, "real_dir": args.real, "init_from": args.init}
     if args.config:
         cfg = TrainConfig.from_file(args.config, **overrides)
     else:

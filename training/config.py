@@ -51,6 +51,9 @@ class TrainConfig:
     oe_weight: float = 0.1
     oe_m_in: float = -2.0
     oe_m_out: float = 0.5
+    # fine-tuning: start from an exported model.pt (its weights, its 42-way head, its informative
+    # init for the classes the new data lacks); `glyphgate train --init`
+    init_from: str | None = None
     # validation
     ood_val_set: str = "ood_tb"
     divergence_limit: float = 1e4  # |energy| beyond this stops the run

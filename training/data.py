@@ -70,6 +70,19 @@ def _load_course(root: Path, manifest: dict) -> GlyphData:
     return GlyphData(root, "course", list(classes), splits, ood, kinds)
 
 
+def _load_named(root: Path, classes: list[str], seed: int) -> GlyphData:
+    """Folders of any subset of `classes` (a collection to fine-tune on), labelled in that order."""
+    if all((root / s).is_dir() for s in SPLITS):
+        splits = {s: data_folders.read_named_classes(root / s, classes, s)[:2] for s in SPLITS}
+    else:
+        x, y, _ = data_folders.read_named_classes(root, classes, "images")
+        splits = {s: (x[i], y[i]) for s, i in data_folders.stratified_split(y, seed).items()}
+    if len(splits["train"][1]) == 0:
+        raise DataError(f"{root}: no class folder names a class of the model")
+    ood = data_folders.read_ood_folders(root)
+    return GlyphData(root, "folders", list(classes), splits, ood, {name: "unknown" for name in ood})
+
+
 def _load_folders(root: Path, manifest: dict, seed: int) -> GlyphData:
     if all((root / s).is_dir() for s in SPLITS):
         classes = data_folders.class_folders(root / "train")
@@ -85,12 +98,15 @@ def _load_folders(root: Path, manifest: dict, seed: int) -> GlyphData:
     return GlyphData(root, "folders", classes, splits, ood, kinds)
 
 
-def load_glyph_data(root: str | Path, seed: int = 0) -> GlyphData:
-    """Read a data folder in the course (npy) layout or as image folders."""
+def load_glyph_data(root: str | Path, seed: int = 0, classes: list[str] | None = None) -> GlyphData:
+    """Read a data folder in the course (npy) layout or as image folders; with `classes`, image
+    folders may hold any subset of them (labels follow `classes`' order)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found")
     manifest = _manifest(root)
+    if classes is not None and not any((root / f"{s}.npy").exists() for s in SPLITS):
+        return _load_named(root, classes, seed)
     if any((root / f"{s}.npy").exists() for s in SPLITS):
         return _load_course(root, manifest)
     return _load_folders(root, manifest, seed)
@@ -138,8 +154,9 @@ class GlyphDataModule(pl.LightningDataModule):
 
     def __init__(self, data_dir: str, batch_size: int = 64, seed: int = 0, num_workers: int = 0,
                  augment: bool = False, real_dir: str | None = None, real_share: float = 0.4,
-                 exposure_kinds: tuple[str, ...] = (), exposure_share: float = 0.125):
+                 exposure_kinds: tuple[str, ...] = (), exposure_share: float = 0.125, classes: list[str] | None = None):
         super().__init__()
+        self.classes = classes
         self.data_dir, self.batch_size, self.seed, self.num_workers = data_dir, batch_size, seed, num_workers
         self.augment, self.real_dir, self.real_share = augment, real_dir, real_share
         self.exposure_kinds, self.exposure_share = tuple(exposure_kinds), exposure_share
@@ -147,17 +164,23 @@ class GlyphDataModule(pl.LightningDataModule):
         self.real: dict = {}
 
     @classmethod
-    def from_config(cls, data_dir: str, cfg) -> "GlyphDataModule":
-        return cls(data_dir, batch_size=cfg.batch_size, seed=cfg.seed, augment=cfg.augment, real_dir=cfg.real_dir,
-                   real_share=cfg.real_share, exposure_kinds=cfg.exposure_kinds if cfg.oe_weight > 0 and cfg.mode == "jem" else (),
+    def from_config(cls, data_dir: str, cfg, classes: list[str] | None = None) -> "GlyphDataModule":
+        # Fine-tuning on a collection: its own ood/ folders (words, fragments, blanks, other
+        # symbols) are the negatives, or the gate forgets what is not a glyph.
+        kinds = ("*",) if cfg.init_from else cfg.exposure_kinds
+        return cls(data_dir, batch_size=cfg.batch_size, seed=cfg.seed, augment=cfg.augment, real_dir=cfg.real_dir, classes=classes,
+                   real_share=cfg.real_share, exposure_kinds=kinds if cfg.oe_weight > 0 and cfg.mode == "jem" else (),
                    exposure_share=cfg.exposure_share)
 
     def setup(self, stage: str | None = None) -> None:
         if self.data is None:
-            self.data = load_glyph_data(self.data_dir, self.seed)
+            self.data = load_glyph_data(self.data_dir, self.seed, classes=self.classes)
             if self.real_dir:
                 self.real = load_real_splits(self.real_dir, self.data.classes)
-            # Exposure kinds a data folder lacks (an image folder, a course folder) are skipped.
+            # Exposure kinds a data folder lacks (an image folder, a course folder) are skipped;
+            # "*" takes every OOD set of the folder (a collection's own rejects, when fine-tuning).
+            if "*" in self.exposure_kinds:
+                self.exposure_kinds = tuple(self.data.ood)
             self.exposure_kinds = tuple(k for k in self.exposure_kinds if k in self.data.ood)
 
     def exposure_negatives(self) -> torch.Tensor | None:

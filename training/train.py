@@ -37,9 +37,25 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
     cfg.save(out / "config.json")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    dm = GlyphDataModule.from_config(data_dir, cfg)
+    start = None
+    if cfg.init_from and not resume:
+        from .artifacts import load_torch_model
+
+        start = load_torch_model(Path(cfg.init_from).parent if Path(cfg.init_from).suffix == ".pt" else cfg.init_from)
+        if start.mode != cfg.mode or start.net.width != cfg.width:
+            raise DataError(f"--init {cfg.init_from}: a {start.mode} model of width {start.net.width}; "
+                            f"set mode {start.mode!r} and width {start.net.width} to fine-tune it")
+    dm = GlyphDataModule.from_config(data_dir, cfg, classes=start.classes if start else None)
     dm.setup("fit")
     module = JEMModule(dm.data.num_classes, dm.data.classes, **cfg.__dict__)
+    if start is not None:
+        # The 42-way head and the weights carry over; the informative init is refitted on the new
+        # data for the classes it holds (the others keep the shipped model's), and setup() refills
+        # the replay buffer from it.
+        module.net.load_state_dict(start.net.state_dict())
+        if start.init is not None:
+            module.init.load_state_dict(start.init.state_dict())
+            module.init.fitted.fill_(False)
     module.sample_dir = out / "samples"
     monitor = ("val/acc", "max") if cfg.mode == "classifier" else ("val/auroc", "max")
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor[0], mode=monitor[1],
