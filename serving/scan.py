@@ -21,7 +21,7 @@ from training.artifacts import load_calibration
 from training.errors import DataError
 
 from .decode import decode, decode_many
-from .images import input_image
+from .images import input_grid, input_image
 from .settings import load as load_settings
 
 FIELDS = ["path", "label", "confidence", "energy", "p_value", "is_ood", "error"]
@@ -170,13 +170,9 @@ def _png_bytes(a: np.ndarray) -> bytes:
 
 def contact_sheet(out: Path, rows: list[dict], arrays: dict[str, np.ndarray], summary: dict) -> None:
     """flagged.png (the flagged scans as the model sees them) and flagged.html (with names and energies)."""
-    import torch
-    from torchvision.utils import save_image
-
     shown = [r for r in rows if r["path"] in arrays]
     if shown:
-        x = torch.from_numpy(np.concatenate([arrays[r["path"]] for r in shown]))
-        save_image(x * 0.5 + 0.5, out / "flagged.png", nrow=16, padding=2, pad_value=1.0)
+        input_grid([arrays[r["path"]] for r in shown], nrow=16).save(out / "flagged.png")
     cells = "".join(
         f"<figure><img src='data:image/png;base64,{base64.b64encode(_png_bytes(arrays[r['path']])).decode()}' width=112 height=112>"
         f"<figcaption>{html.escape(r['path'])}<br>energy {r['energy']:.2f} · {html.escape(r['label'])} "
