@@ -8,7 +8,7 @@ import os
 def add_scan_arguments(p):
     p.add_argument("path", help="folder (searched recursively) or ZIP file of scans; with --page, a PAGE-XML file or folder")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--artifacts", default=None, help="score locally with this artifacts folder (default artifacts/default)")
+    src.add_argument("--artifacts", default=None, help="score locally with this artifacts folder (default: GLYPHGATE_ARTIFACTS, else the shipped artifacts/default)")
     src.add_argument("--url", default=None, help="score through a running glyphgate server, e.g. http://127.0.0.1:3000")
     p.add_argument("--out", required=True, help="report folder: results.csv, results.json, flagged.html, flagged.png")
     p.add_argument("--batch", type=int, default=256, help="images per ONNX batch or per request (default 256)")
@@ -25,6 +25,7 @@ def add_scan_arguments(p):
 
 
 def scan(args) -> int:
+    from training.artifacts import default_artifacts
     from training.errors import DataError
 
     from .scan import scan as run
@@ -38,12 +39,12 @@ def scan(args) -> int:
             raise DataError("--fdr applies to folders of scans, not yet to --page")
         from .page_scan import scan_pages
 
-        summary = scan_pages(args.path, args.out, artifacts=args.artifacts or "artifacts/default", url=args.url,
+        summary = scan_pages(args.path, args.out, artifacts=args.artifacts or default_artifacts(), url=args.url,
                              token=os.environ.get("GLYPHGATE_API_TOKEN"), image=args.image, crop=args.crop)
         print(f"{summary['pages']} pages, {summary['images']} glyphs: {summary['scored']} scored, {summary['flagged']} "
               f"flagged in {summary['seconds']:.1f} s -> {args.out}")
         return 1 if summary["flagged"] or summary["errors"] else 0
-    summary = run(args.path, args.out, artifacts=args.artifacts or "artifacts/default", url=args.url,
+    summary = run(args.path, args.out, artifacts=args.artifacts or default_artifacts(), url=args.url,
                   token=os.environ.get("GLYPHGATE_API_TOKEN"), batch=args.batch, progress=not args.no_progress, fdr=args.fdr)
     print(f"{summary['images']} files: {summary['scored']} scored, {summary['flagged']} flagged, "
           f"{summary['unreadable']} unreadable, {summary['images_per_s']:.0f} images/s -> {args.out}")

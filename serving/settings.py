@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.artifacts import default_artifacts
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -39,7 +41,7 @@ def load() -> Settings:
     except ValueError:
         raise SystemExit("glyphgate serve: GLYPHGATE_MAX_UPLOAD_MB must be a number") from None
     return Settings(
-        artifacts=Path(os.environ.get("GLYPHGATE_ARTIFACTS", "artifacts/default")),
+        artifacts=default_artifacts(),
         max_upload_mb=mb,
         api_token=os.environ.get("GLYPHGATE_API_TOKEN") or None,
         max_batch=_int("GLYPHGATE_MAX_BATCH", 256),

@@ -76,3 +76,17 @@ def test_scan_of_a_missing_path_is_a_one_line_error(tmp_path, capsys):
     assert main(["scan", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "nope: no such folder or ZIP file" in err and "Traceback" not in err
+
+
+def test_scan_finds_the_shipped_model_from_any_directory(mixed_folder, tmp_path, monkeypatch, capsys):
+    from training.artifacts import SHIPPED
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GLYPHGATE_ARTIFACTS", raising=False)
+    assert main(["scan", str(mixed_folder / "page1"), "--out", "report", "--no-progress"]) in (0, 1)
+    summary = json.loads((tmp_path / "report" / "results.json").read_text(encoding="utf-8"))["summary"]
+    assert summary["scorer"] == str(SHIPPED) and summary["scored"] == 12
+    monkeypatch.setenv("GLYPHGATE_ARTIFACTS", str(tmp_path / "nowhere"))
+    assert main(["scan", str(mixed_folder / "page1"), "--out", "report2", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--artifacts" in err[0] and "GLYPHGATE_ARTIFACTS" in err[0] and str(SHIPPED) in err[0]

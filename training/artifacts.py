@@ -32,11 +32,25 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+# The shipped model beside the package (an editable install or a source checkout): found from
+# any working directory, not only the repository root.
+SHIPPED = Path(__file__).resolve().parents[1] / "artifacts" / "default"
+
+
+def default_artifacts() -> Path:
+    """GLYPHGATE_ARTIFACTS when set, else the package's own artifacts/default."""
+    import os
+
+    env = os.environ.get("GLYPHGATE_ARTIFACTS")
+    return Path(env) if env else SHIPPED
+
+
 def require(folder: str | Path, *names: str) -> Path:
     """The folder, after checking every named file is there (one message listing the missing)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"{folder}: artifacts folder not found")
+        raise DataError(f"{folder}: artifacts folder not found (pass --artifacts DIR or set GLYPHGATE_ARTIFACTS; "
+                        f"the shipped model is {SHIPPED})")
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         raise DataError(f"{folder}: missing {', '.join(missing)} (make it with `glyphgate export`"
