@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_DO_NOT_TRACK := True
 export BENTOML_HOME := $(CURDIR)/bentoml_home
 
-.PHONY: install browser test test-fast serve bento data real-data real-eval model clean
+.PHONY: install browser test test-fast serve bento data examples real-data real-eval model clean
 
 install: $(STAMP)
 
@@ -35,6 +35,9 @@ ARTIFACTS ?= artifacts/default
 
 data: install
 	$(GG) data synth --out $(DATA)
+
+examples: install
+	rm -rf examples && $(GG) data examples --out examples
 
 # Real pages (never in the repository): REAL's works are split by training/vd_sbb_splits.json;
 # its test works and the Kant pages (KANT) are only ever measured. Leave REAL empty to train on

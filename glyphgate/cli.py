@@ -14,6 +14,8 @@ import sys
 COMMANDS = {
     ("data", "synth"): ("training.cli_data", "synth", "write the embedded synthetic glyph corpus and OOD suites"),
     ("data", "check"): ("training.cli_data", "check", "load a data folder (course npy layout or image folders) and summarise it"),
+    ("data", "export-png"): ("training.cli_data", "export_png", "write splits and OOD sets of a course-layout folder as PNG folders"),
+    ("data", "examples"): ("training.cli_data", "examples", "render sample glyph scans, non-glyph scans and a page with PAGE-XML"),
     ("data", "import-page"): ("training.cli_data", "import_page", "cut labelled glyphs, words, fragments and blanks from PAGE-XML pages"),
     ("train",): ("training.cli_train", "train", "train a JEM (or ebm / classifier baseline) with Lightning"),
     ("generate",): ("training.cli_train", "generate", "sample glyphs from a checkpoint by SGLD (PNG grid, optional chain strip)"),

@@ -96,3 +96,34 @@ def import_page(args) -> int:
           f"{time.perf_counter() - t0:.1f} s: {tot.get('glyphs', 0)} glyphs of the classes, {tot.get('other symbols', 0)} other symbols, "
           f"{tot.get('words', 0)} words, {tot.get('fragments', 0)} fragments, {tot.get('blank', 0)} blank")
     return 0 if not summary["errors"] else 1
+
+
+def add_export_png_arguments(p):
+    p.add_argument("--data", required=True, help="course-layout folder, e.g. what `glyphgate data synth` wrote")
+    p.add_argument("--out", required=True, help="folder to write: <split>/<class>/*.png and ood/<set>/*.png")
+    p.add_argument("--split", action="append", choices=("train", "val", "test"), default=None,
+                   help="split to write; repeatable (default: test)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many images per class and per OOD set")
+
+
+def export_png(args) -> int:
+    from .examples import export_png as run
+
+    if args.limit is not None and args.limit < 1:
+        raise DataError(f"--limit {args.limit}: expected at least 1")
+    counts = run(args.data, args.out, tuple(args.split or ["test"]), args.limit)
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def add_examples_arguments(p):
+    p.add_argument("--out", default="examples", help="folder to write (default examples/)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def examples(args) -> int:
+    from .examples import write_examples
+
+    files = write_examples(args.out, args.seed)
+    print(f"wrote {len(files)} files under {args.out}")
+    return 0
