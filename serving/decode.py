@@ -58,11 +58,24 @@ def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadImage(f"{name}: refused as a decompression bomb (declares more pixels than allowed)") from None
     except UnidentifiedImageError:
+        kind = _signature(data)
+        if kind:  # the file starts like an image Pillow reads, so it was cut off or damaged
+            raise BadImage(f"{name}: damaged or truncated {kind} ({len(data):,} bytes)") from None
         hint = " (it looks like base64 text; send the raw bytes)" if _looks_base64(data) else ""
         raise BadImage(f"{name}: not an image in a supported format ({', '.join(FORMATS)}){hint}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise BadImage(f"{name}: damaged or truncated image ({e})") from None
     return gray
+
+
+SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+              (b"GIF8", "GIF"), (b"BM", "BMP"))
+
+
+def _signature(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((kind for magic, kind in SIGNATURES if data.startswith(magic)), None)
 
 
 def _looks_base64(data: bytes) -> bool:

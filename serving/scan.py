@@ -170,9 +170,11 @@ def _png_bytes(a: np.ndarray) -> bytes:
 
 def contact_sheet(out: Path, rows: list[dict], arrays: dict[str, np.ndarray], summary: dict) -> None:
     """flagged.png (the flagged scans as the model sees them) and flagged.html (with names and energies)."""
-    shown = [r for r in rows if r["path"] in arrays]
+    # Highest energy first: the scans least like any glyph lead the sheet.
+    shown = sorted((r for r in rows if r["path"] in arrays), key=lambda r: -r["energy"])
     if shown:
-        input_grid([arrays[r["path"]] for r in shown], nrow=16).save(out / "flagged.png")
+        input_grid([arrays[r["path"]] for r in shown], nrow=8,
+                   captions=[Path(r["path"]).name for r in shown]).save(out / "flagged.png")
     cells = "".join(
         f"<figure><img src='data:image/png;base64,{base64.b64encode(_png_bytes(arrays[r['path']])).decode()}' width=112 height=112>"
         f"<figcaption>{html.escape(r['path'])}<br>energy {r['energy']:.2f} · {html.escape(r['label'])} "

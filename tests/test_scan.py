@@ -49,6 +49,10 @@ def _check_reports(out, n_files=28):
         assert im.width > 56 and im.height >= 58
     page = (out / "flagged.html").read_text(encoding="utf-8")
     assert "page2/noise" in page and page.count("<figure>") == summary["flagged"]
+    import re
+
+    energies = [float(e) for e in re.findall(r"energy (-?[0-9.]+)", page)]
+    assert energies == sorted(energies, reverse=True) and len(energies) == summary["flagged"]  # highest first
     return rows
 
 
