@@ -26,10 +26,10 @@ SCHEMA_VERSION = 1
 
 
 def score_artifacts(folder: Path, x_by_set: dict[str, np.ndarray], with_grad: bool = True,
-                    model=None) -> tuple[dict, dict]:
-    """(logits per set, score-function values per set) for one exported model; `model` is its
-    already loaded TorchModel, if the caller has one."""
-    runner = OnnxRunner(folder / MODEL_ONNX)
+                    model=None, runner: OnnxRunner | None = None) -> tuple[dict, dict]:
+    """(logits per set, score-function values per set) for one exported model; `model` and
+    `runner` are its already loaded TorchModel and ONNX session, if the caller has them."""
+    runner = runner or OnnxRunner(folder / MODEL_ONNX)
     if with_grad and model is None:
         model = load_torch_model(folder)
     model = model if with_grad else None
@@ -84,7 +84,8 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
 
     t0 = time.perf_counter()
     model = load_torch_model(folder)
-    logits, scores = score_artifacts(folder, sets, model=model)
+    runner = OnnxRunner(folder / MODEL_ONNX)
+    logits, scores = score_artifacts(folder, sets, model=model, runner=runner)
     log(f"scored {sum(len(v) for v in sets.values())} images with 4 score functions in {time.perf_counter() - t0:.1f} s")
     s_id = scores.pop(split)
     probs = softmax(logits[split])
@@ -127,7 +128,7 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
         log(f"fitted and scored the BernoulliRBM baseline in {time.perf_counter() - t0:.1f} s")
 
     t0 = time.perf_counter()
-    panel = robustness_panel(OnnxRunner(folder / MODEL_ONNX), x_id, y_id, threshold)
+    panel = robustness_panel(runner, x_id, y_id, threshold)
     log(f"robustness panel: {len(panel) - 1} perturbations of {len(y_id)} glyphs in {time.perf_counter() - t0:.1f} s")
 
     cal = {

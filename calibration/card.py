@@ -111,7 +111,7 @@ def write_card(artifacts: str | Path, run: str | Path, data: str | Path, baselin
         *[f"| {n} | {r['accuracy']:.4f} | {100 * r['d_accuracy']:+.1f} pt | {r['flagged']:.4f} | {100 * r['d_flagged']:+.1f} pt | "
           f"{'' if n == 'clean' else 'met' if r['d_accuracy'] >= -PANEL_LIMIT and r['d_flagged'] <= PANEL_LIMIT else '**missed**'} |"
           for n, r in cal.get("robustness", {}).items()],
-        "", *_real_section(artifacts, cfg),
+        "", *_real_section(evaluated),
         "", "## Against the targets", "", "| quantity | measured | target | |", "|---|---|---|---|",
         *[f"| {name} | {_fmt(v)} | {'>' if 'classifier' in name else '≥'} {t:.4f} | {'met' if ok else '**missed** by ' + _fmt(t - v)} |"
           for name, v, t, ok in checks],
@@ -153,11 +153,9 @@ def _real_data_lines(cfg: dict) -> list[str]:
     ]
 
 
-def _real_section(artifacts: Path, cfg: dict) -> list[str]:
-    path = artifacts / REAL_SCANS_JSON
-    if not path.is_file():
+def _real_section(real: dict) -> list[str]:
+    if not real:
         return ["## Real pages", "", "Not measured: `make real-eval` writes real_scans.json when the real pages are present."]
-    real = read_json(path)
     kinds = sorted({k for r in real.values() for k in r["ood"]})
     lines = ["## Real pages", "",
              "Glyphs cut from real pages with `glyphgate data import-page` (box crops), scored at the shipped threshold; "

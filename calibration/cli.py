@@ -20,19 +20,15 @@ def add_calibrate_arguments(p):
                    help="fit the threshold so at most this share of the rejects is accepted (instead of --target-tpr)")
 
 
-def _is_model_dataset(data) -> bool:
-    """The synthetic corpus or a data set in the model's layout (course npy or split folders)."""
+def calibrate(args) -> int:
     from pathlib import Path
 
-    root = Path(data)
-    return any((root / f"{s}.npy").exists() for s in ("train", "val", "test")) or all((root / s).is_dir() for s in ("train", "val", "test"))
+    from training.data import is_full_dataset
 
-
-def calibrate(args) -> int:
     from .calibrate import calibrate as run
 
     collection = args.name or args.unlabelled or args.unknown_as_ood or args.ood or args.target_fpr is not None
-    if collection or not _is_model_dataset(args.data):
+    if collection or not is_full_dataset(Path(args.data)):
         return _calibrate_collection(args)
 
     cal = run(args.artifacts, args.data, target_tpr=args.target_tpr, split=args.split, baselines=args.baseline,

@@ -25,7 +25,8 @@ from training.data_folders import EXTENSIONS, load_files, read_named_classes, re
 from training.errors import DataError
 
 from . import report as rep
-from .metrics import fit_threshold, ood_metrics
+from .calibrate import energy_histogram
+from .metrics import expected_calibration_error, fit_threshold, ood_metrics
 from .scores import OnnxRunner, softmax
 
 SCHEMA_VERSION = 1
@@ -124,9 +125,6 @@ def calibrate_collection(artifacts: str | Path, data: str | Path, name: str | No
                           "fpr_at_threshold": float(np.mean(pooled <= threshold)),
                           "scores": {"energy": ood_metrics(e_id, pooled)}}} if pooled is not None else {})
     accuracy = float(np.mean(logits.argmax(1) == y)) if y is not None else None
-    from .calibrate import energy_histogram
-    from .metrics import expected_calibration_error
-
     cal = {
         "schema_version": SCHEMA_VERSION,
         "score": "energy",

@@ -40,6 +40,14 @@ def _json(status: int, message: str, headers: list | None = None):
         {"type": "http.response.body", "body": body}
 
 
+async def _form(scope, body: bytes, max_files: int, max_fields: int):
+    """Parse an already buffered multipart body (the app gets the same bytes replayed afterwards)."""
+    async def once():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return await Request(scope, once).form(max_files=max_files, max_fields=max_fields)
+
+
 class GateMiddleware:
     def __init__(self, app, settings, classes: list[str]):
         self.app, self.settings, self.classes = app, settings, classes
@@ -118,11 +126,8 @@ class GateMiddleware:
         if not body or not ctype.startswith("multipart/form-data"):
             return f"expected multipart/form-data with one file in each of the fields {want}"
 
-        async def once():
-            return {"type": "http.request", "body": body, "more_body": False}
-
         try:
-            form = await Request(scope, once).form(max_files=len(fields) + 1, max_fields=8)
+            form = await _form(scope, body, max_files=len(fields) + 1, max_fields=8)
         except Exception as e:  # python-multipart raises several types for broken bodies
             return f"malformed multipart body ({getattr(e, 'detail', e)})"
         try:
@@ -147,11 +152,8 @@ class GateMiddleware:
             return (f"expected multipart/form-data with the file(s) in the field {field!r}, got "
                     f"{ctype.split(';')[0] or 'no Content-Type'}")
 
-        async def once():
-            return {"type": "http.request", "body": body, "more_body": False}
-
         try:
-            form = await Request(scope, once).form(max_files=limit + 1, max_fields=16)
+            form = await _form(scope, body, max_files=limit + 1, max_fields=16)
         except Exception as e:  # python-multipart raises several types for broken bodies
             detail = str(getattr(e, "detail", e))
             if "Too many files" in detail:

@@ -100,7 +100,12 @@ def scan_pages(src: str | Path, out: str | Path, artifacts: str | Path | None = 
             continue
         glyphs = [(wc, g) for wc in words for g in wc.glyphs if g.crop is not None]
         names = [f"{xml.stem}#{g.id}" for _, g in glyphs]
-        got, arr = score([(n, _png(g.crop)) for n, (_, g) in zip(names, glyphs)]) if glyphs else ([], {})
+        if not glyphs:
+            got, arr = [], {}
+        elif isinstance(score, LocalScorer):
+            got, arr = score.crops(names, [g.crop for _, g in glyphs])
+        else:  # the server decodes what it is sent: PNG is lossless for these grey crops
+            got, arr = score([(n, _png(g.crop)) for n, (_, g) in zip(names, glyphs)])
         by_name = {r["path"]: r for r in got}
         verdicts, split = {}, {}
         for name, (wc, g) in zip(names, glyphs):

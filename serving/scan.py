@@ -81,6 +81,15 @@ class LocalScorer:
         return rows, arrays
 
 
+    def crops(self, names: list[str], crops: list[np.ndarray]) -> tuple[list[dict], dict[str, np.ndarray]]:
+        """Grey crops already in memory (cut from a page): no encode and decode on the way."""
+        from training.preprocess import prepare_many
+
+        x = prepare_many([c.astype(np.float32) for c in crops])
+        rows = [{"path": n, **{k: r[k] for k in VERDICT}} for n, r in zip(names, self.scorer.classify(x))]
+        return rows, {n: x[j:j + 1] for j, n in enumerate(names)}
+
+
 class RemoteScorer:
     def __init__(self, url: str, token: str | None, keep_all: bool = False):
         import httpx

@@ -98,6 +98,15 @@ def _load_folders(root: Path, manifest: dict, seed: int) -> GlyphData:
     return GlyphData(root, "folders", classes, splits, ood, kinds)
 
 
+def is_course_layout(root: Path) -> bool:
+    return any((root / f"{s}.npy").exists() for s in SPLITS)
+
+
+def is_full_dataset(root: Path) -> bool:
+    """The course layout or split image folders: a data set in the model's own layout."""
+    return is_course_layout(root) or all((root / s).is_dir() for s in SPLITS)
+
+
 def load_glyph_data(root: str | Path, seed: int = 0, classes: list[str] | None = None) -> GlyphData:
     """Read a data folder in the course (npy) layout or as image folders; with `classes`, image
     folders may hold any subset of them (labels follow `classes`' order)."""
@@ -105,9 +114,9 @@ def load_glyph_data(root: str | Path, seed: int = 0, classes: list[str] | None =
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found")
     manifest = _manifest(root)
-    if classes is not None and not any((root / f"{s}.npy").exists() for s in SPLITS):
+    if classes is not None and not is_course_layout(root):
         return _load_named(root, classes, seed)
-    if any((root / f"{s}.npy").exists() for s in SPLITS):
+    if is_course_layout(root):
         return _load_course(root, manifest)
     return _load_folders(root, manifest, seed)
 
