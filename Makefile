@@ -93,6 +93,9 @@ serve: install
 
 bento: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/bentoml build
+	@echo "Bento stored in $(BENTOML_HOME). Serve or containerize it from that store:"
+	@echo "  BENTOML_HOME=$(BENTOML_HOME) $(VENV)/bin/bentoml serve glyphgate:latest"
+	@echo "  BENTOML_HOME=$(BENTOML_HOME) $(VENV)/bin/bentoml containerize glyphgate:latest"
 
 clean:
 	rm -rf $(VENV) data runs bentoml_home test-output

@@ -32,8 +32,27 @@ def decode_many(uploads: list[tuple[str, bytes]], max_pixels: int) -> tuple[np.n
             grays.append(load_gray(data, name, max_pixels))
             ok.append(i)
         except BadImage as e:
-            errors.append({"index": i, "filename": name, "error": str(e)})
+            errors.append({"index": i, "file": name, "error": str(e)})
     return prepare_many(grays), ok, errors
+
+
+# Above either size an upload is decoded off the event loop (serving/priority.py): a 6000x6000
+# PNG takes over a second to decode, and on the loop it stalls every small request behind it.
+HEAVY_BYTES = 256 * 1024
+HEAVY_PIXELS = 2_000_000
+
+
+def is_heavy(data: bytes) -> bool:
+    """True when decoding `data` takes long: many bytes, or a header that declares many pixels
+    (a flat 36-megapixel PNG is only kilobytes). Reading the header costs microseconds."""
+    if len(data) > HEAVY_BYTES:
+        return True
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as im:
+            w, h = im.size
+    except Exception:  # not an image at all: the real decode says why, quickly
+        return False
+    return w * h > HEAVY_PIXELS
 
 
 def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:

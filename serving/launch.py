@@ -20,21 +20,28 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, artifacts, log_path, **env):
+    """`bentoml serve TARGET` in `cwd`: the service from the source tree by default, or a built
+    Bento by tag (then artifacts=None: the Bento's own model)."""
+
+    def __init__(self, artifacts, log_path, target: str = "serving.service:Gate", cwd: Path = ROOT, **env):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
-        self.env = {**os.environ, "GLYPHGATE_ARTIFACTS": str(artifacts), "BENTOML_DO_NOT_TRACK": "True",
-                    "BENTOML_HOME": str(self.log_path.parent / "bentoml_home"),
+        self.target, self.cwd = target, cwd
+        self.env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": str(self.log_path.parent / "bentoml_home"),
                     **{k: str(v) for k, v in env.items()}}
+        if artifacts is None:
+            self.env.pop("GLYPHGATE_ARTIFACTS", None)
+        else:
+            self.env["GLYPHGATE_ARTIFACTS"] = str(artifacts)
         self.proc = None
 
     def start(self, timeout: float = 90) -> "Server":
         bentoml = Path(sys.executable).with_name("bentoml")
         self.log = open(self.log_path, "w")
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([str(bentoml), "serve", "serving.service:Gate", "--port", str(self.port)],
-                                     cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen([str(bentoml), "serve", self.target, "--port", str(self.port)],
+                                     cwd=self.cwd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         while time.perf_counter() - self.started < timeout:
             if self.proc.poll() is not None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hmac
 import json
+from pathlib import Path
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from .generation import check_params
 
+DOCS_PAGE = Path(__file__).with_name("docs.html")
 OPEN_PATHS = ("/readyz", "/livez", "/healthz", "/metrics")
 # endpoint -> (file field, at most how many files); None = no file upload on that endpoint
 UPLOADS = {"/classify": ("image", 1), "/score": ("image", 1), "/preview": ("image", 1), "/classify_batch": ("images", None), "/score_batch": ("images", None)}
@@ -34,7 +36,7 @@ def alpha_problem(value) -> str | None:
 
 
 def _json(status: int, message: str, headers: list | None = None):
-    body = json.dumps({"error": message}).encode()
+    body = json.dumps({"error": message, "file": None}).encode()
     return {"type": "http.response.start", "status": status,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())] + (headers or [])}, \
         {"type": "http.response.body", "body": body}
@@ -49,8 +51,8 @@ async def _form(scope, body: bytes, max_files: int, max_fields: int):
 
 
 class GateMiddleware:
-    def __init__(self, app, settings, classes: list[str]):
-        self.app, self.settings, self.classes = app, settings, classes
+    def __init__(self, app, settings, classes: list[str], description: str):
+        self.app, self.settings, self.classes, self.description = app, settings, classes, description
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -70,6 +72,10 @@ class GateMiddleware:
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
                 return await reply(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
                                    [(b"www-authenticate", b"Bearer")])
+        if path == "/" and scope["method"] in ("GET", "HEAD"):
+            return await self._docs_page(scope, send)
+        if path == "/docs.json" and scope["method"] == "GET":
+            return await self.app(scope, receive, self._own_description(send))
         if scope["method"] != "POST" or path in OPEN_PATHS:
             return await self.app(scope, receive, send)
 
@@ -114,6 +120,34 @@ class GateMiddleware:
             return await receive()
 
         return await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _docs_page(scope, send):
+        body = DOCS_PAGE.read_bytes()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
+
+    def _own_description(self, send):
+        """BentoML's default OpenAPI description is a README whose badges load images from
+        img.shields.io and readthedocs.org; the API page shows glyphgate's own words instead."""
+        start, chunks = {}, []
+
+        async def rewrite(message):
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            spec = json.loads(b"".join(chunks) or b"{}")
+            spec.setdefault("info", {})["description"] = self.description
+            body = json.dumps(spec).encode()
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": headers + [(b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        return rewrite
 
     def _too_large(self, size: int) -> str:
         return (f"request body of {size:,} bytes is over the {self.settings.max_upload_bytes:,}-byte limit "

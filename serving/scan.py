@@ -73,7 +73,7 @@ class LocalScorer:
 
     def __call__(self, batch: list[tuple[str, bytes]]) -> tuple[list[dict], dict[str, np.ndarray]]:
         x, ok, errors = decode_many(batch, self.max_pixels)
-        rows = [{"path": e["filename"], "error": e["error"]} for e in errors]
+        rows = [{"path": e["file"], "error": e["error"]} for e in errors]
         arrays = {batch[i][0]: x[j:j + 1] for j, i in enumerate(ok)}
         if ok:
             for i, r in zip(ok, self.scorer.classify(x)):

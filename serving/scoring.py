@@ -33,7 +33,7 @@ class Scorer:
         self.classes, self.threshold = classes, float(threshold)
         # Sorted energies of the calibration glyphs; older calibrations lack them (no p-values).
         self.cal_energies = np.sort(np.asarray(cal_energies, np.float64)) if cal_energies else None
-        log.warning("glyphgate scoring on ONNX Runtime %s with %s (%d intra-op threads)", ort.__version__, self.provider, threads)
+        log.info("glyphgate scoring on ONNX Runtime %s with %s (%d intra-op threads)", ort.__version__, self.provider, threads)
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, energy = self.session.run(["logits", "energy"], {"image": np.ascontiguousarray(x, np.float32)})

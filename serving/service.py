@@ -6,9 +6,9 @@ environment variables (see serving/settings.py and the README)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +16,15 @@ import bentoml
 import numpy as np
 from annotated_types import Ge, Le
 from PIL import Image
+from starlette.responses import JSONResponse
 
 from serving import settings as _settings
-from serving.decode import decode_many
+from serving.decode import decode_many, is_heavy
 from serving.generation import DEFAULTS, LIMITS
 from serving.images import input_image, to_png_image
+from serving.metrics import GateMetrics
 from serving.middleware import GateMiddleware
+from serving.priority import background_pool, below_scoring, heavy_slots, run_heavy
 from serving.scoring import Scorer
 from serving.ui import ui_app
 from training.artifacts import CALIBRATION_JSON, CLASSES_JSON, MODEL_ONNX, MODEL_PT, load_calibration, load_torch_model, require
@@ -35,6 +38,20 @@ log = logging.getLogger("glyphgate")
 SETTINGS = _settings.load()
 
 
+def _log_to_stderr() -> None:
+    """glyphgate's own lines (start-up facts, one line per refused upload) at GLYPHGATE_LOG_LEVEL,
+    beside BentoML's; not propagated, since BentoML's root handler would print them twice."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s glyphgate %(levelname)s %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(SETTINGS.log_level)
+    log.propagate = False
+
+
+_log_to_stderr()
+
+
 def _startup_check() -> dict:
     """Refuse to start, with one clear line, when the artifacts are incomplete or inconsistent."""
     try:
@@ -45,26 +62,10 @@ def _startup_check() -> dict:
 
 
 CALIBRATION = _startup_check()
+METRICS = GateMetrics(CALIBRATION["threshold"])
 N = Annotated[int, Ge(LIMITS["n"][0]), Le(LIMITS["n"][1])]
 STEPS = Annotated[int, Ge(LIMITS["steps"][0]), Le(LIMITS["steps"][1])]
 SEED = Annotated[int, Ge(LIMITS["seed"][0]), Le(LIMITS["seed"][1])]
-
-
-def _below_scoring() -> None:
-    """Put the calling thread (and the torch threads it starts) below scoring in the CPU
-    scheduler, so a long SGLD run takes only the CPU time that scoring leaves.
-
-    SCHED_IDLE rather than nice 19: a waking scoring request preempts an idle-class thread at
-    once, while a nice-19 one may finish its time slice first (measured: p99 /score while
-    generating 75 ms at nice 19). Linux scheduling is per thread, so this runs in the thread
-    that does the work, on every request (it is idempotent)."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux: fall back to the lowest nice value
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, 19)
-        except (AttributeError, OSError):
-            pass
 
 
 @bentoml.service(name="glyphgate-generator", workers=1, traffic={"timeout": 600})
@@ -75,12 +76,12 @@ class Generator:
         torch.set_num_threads(SETTINGS.torch_threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = load_torch_model(SETTINGS.artifacts, device)
-        log.warning("glyphgate generation on torch %s, device %s, %d threads", torch.__version__, device, torch.get_num_threads())
+        log.info("glyphgate generation on torch %s, device %s, %d threads", torch.__version__, device, torch.get_num_threads())
 
     def _run(self, n, steps, label, seed, keep_chain):
         from training.generate import synthesize
 
-        _below_scoring()
+        below_scoring()
         return synthesize(self.model, n=n, steps=steps, label=label, seed=seed, keep_chain=keep_chain)
 
     @bentoml.api
@@ -108,6 +109,7 @@ class Gate:
 
     def __init__(self):
         self.calibration = CALIBRATION
+        self.heavy = background_pool()
         self.scorer = Scorer(SETTINGS.artifacts, CALIBRATION["classes"], CALIBRATION["threshold"], SETTINGS.ort_threads,
                              cal_energies=CALIBRATION.get("id_energies"))
         # Everything loaded so far lives as long as the worker: keep it out of the garbage
@@ -120,42 +122,63 @@ class Gate:
         names = getattr(ctx.request.state, "upload_names", None)
         return names if names and len(names) == len(files) else [Path(f).name for f in files]
 
-    def _decode(self, files: list[Path], ctx: bentoml.Context) -> tuple[np.ndarray, list[int], list[dict]]:
-        uploads = [(name, Path(f).read_bytes()) for f, name in zip(files, self._names(files, ctx))]
-        return decode_many(uploads, SETTINGS.max_pixels)
+    @staticmethod
+    def _error(ctx: bentoml.Context, message: str, file: str | None = None, status: int = 400, **extra) -> dict:
+        """The one error shape of every endpoint: {"error": ..., "file": ...}; one log line, no traceback."""
+        ctx.response.status_code = status
+        log.info("%d %s: %s", status, ctx.request.url.path, message)
+        return {"error": message, "file": file, **extra}
+
+    def _uploads(self, files: list[Path], ctx: bentoml.Context) -> list[tuple[str, bytes]]:
+        return [(name, Path(f).read_bytes()) for f, name in zip(files, self._names(files, ctx))]
+
+    async def _decode_one(self, image: Path, ctx: bentoml.Context) -> tuple[np.ndarray | None, dict | None]:
+        """One upload -> (model input, None) or (None, its error). A big one is decoded in a
+        below-scoring thread, so small scans on this event loop never queue behind it."""
+        upload = self._uploads([image], ctx)
+        if is_heavy(upload[0][1]):
+            x, _, errors = await asyncio.get_running_loop().run_in_executor(
+                self.heavy, run_heavy, heavy_slots(), decode_many, upload, SETTINGS.max_pixels)
+        else:
+            x, _, errors = decode_many(upload, SETTINGS.max_pixels)
+        if errors:
+            METRICS.rejected.inc()
+            return None, self._error(ctx, errors[0]["error"], errors[0]["file"])
+        return x, None
 
     def _alpha_error(self, alpha: float | None, ctx: bentoml.Context) -> dict | None:
         if alpha is None:
             return None
         if not 0 < alpha < 1:
-            ctx.response.status_code = 400
-            return {"error": f"alpha {alpha}: expected a value strictly between 0 and 1"}
+            return self._error(ctx, f"alpha {alpha}: expected a value strictly between 0 and 1")
         if self.scorer.cal_energies is None:
-            ctx.response.status_code = 400
-            return {"error": "alpha needs p-values, and this model's calibration.json stores no calibration energies "
-                             "(re-run glyphgate calibrate)"}
+            return self._error(ctx, "alpha needs p-values, and this model's calibration.json stores no calibration "
+                                    "energies (re-run glyphgate calibrate)")
         return None
 
-    def _one(self, image: Path, ctx: bentoml.Context, fn, alpha: float | None = None) -> dict:
+    async def _one(self, image: Path, ctx: bentoml.Context, fn, alpha: float | None = None) -> dict:
         if (bad := self._alpha_error(alpha, ctx)) is not None:
             return bad
-        x, _, errors = self._decode([image], ctx)
-        if errors:
-            ctx.response.status_code = 400
-            return {"error": errors[0]["error"]}
-        return fn(x, alpha)[0]
+        x, bad = await self._decode_one(image, ctx)
+        if bad is not None:
+            return bad
+        result = fn(x, alpha)[0]
+        METRICS.record([result])
+        return result
 
     def _many(self, images: list[Path], ctx: bentoml.Context, fn, alpha: float | None = None) -> dict:
         if (bad := self._alpha_error(alpha, ctx)) is not None:
             return bad
-        x, ok, errors = self._decode(images, ctx)
+        x, ok, errors = decode_many(self._uploads(images, ctx), SETTINGS.max_pixels)
         names = self._names(images, ctx)
+        METRICS.rejected.inc(len(errors))
         if not ok:
-            ctx.response.status_code = 400
-            return {"error": f"none of the {len(images)} uploads is a usable image", "errors": errors}
+            return self._error(ctx, f"none of the {len(images)} uploads is a usable image", errors=errors)
         results: list[dict] = [{} for _ in images]
-        for i, r in zip(ok, fn(x, alpha)):
-            results[i] = {"index": i, "filename": names[i], **r}
+        scored = fn(x, alpha)
+        METRICS.record(scored)
+        for i, r in zip(ok, scored):
+            results[i] = {"index": i, "file": names[i], **r}
         for e in errors:
             results[e["index"]] = e
         return {"n": len(images), "n_errors": len(errors), "results": results}
@@ -166,13 +189,13 @@ class Gate:
     async def classify(self, image: Path, ctx: bentoml.Context, alpha: float | None = None) -> dict:
         """One scan -> label, top-k probabilities, energy, threshold, p_value, is_ood (energy > threshold,
         or p_value < alpha when the form field alpha is given)."""
-        return self._one(image, ctx, self.scorer.classify, alpha)
+        return await self._one(image, ctx, self.scorer.classify, alpha)
 
     @bentoml.api
     async def score(self, image: Path, ctx: bentoml.Context, alpha: float | None = None) -> dict:
         """One scan -> energy (higher = more OOD), threshold, p_value (share of real glyphs at least this
         unusual), is_ood (energy > threshold, or p_value < alpha)."""
-        return self._one(image, ctx, self.scorer.score, alpha)
+        return await self._one(image, ctx, self.scorer.score, alpha)
 
     @bentoml.api
     def classify_batch(self, images: list[Path], ctx: bentoml.Context, alpha: float | None = None) -> dict:
@@ -193,17 +216,18 @@ class Gate:
 
         names = getattr(ctx.request.state, "upload_names", None) or [Path(image).name, Path(page).name]
         try:
-            return scan_uploaded_page(Path(page), Path(image), tuple(names), self.scorer, SETTINGS.max_pixels)
+            result = scan_uploaded_page(Path(page), Path(image), tuple(names), self.scorer, SETTINGS.max_pixels)
         except BadImage as e:
-            ctx.response.status_code = 400
-            return {"error": str(e)}
+            return self._error(ctx, str(e), next((n for n in names if str(e).startswith(n)), None))
+        METRICS.record(result["results"])
+        return result
 
     @bentoml.api
-    def preview(self, image: Path, ctx: bentoml.Context) -> Image.Image:
+    async def preview(self, image: Path, ctx: bentoml.Context) -> Image.Image:
         """One scan -> the 56x56 PNG the model actually sees (after the shared preprocessing)."""
-        x, _, errors = self._decode([image], ctx)
-        if errors:
-            raise bentoml.exceptions.InvalidArgument(errors[0]["error"])
+        x, bad = await self._decode_one(image, ctx)
+        if bad is not None:  # BentoML passes a Response through as it is: the same JSON error as /score
+            return JSONResponse(bad, status_code=ctx.response.status_code)
         return input_image(x[0])
 
     # -- generation (forwarded to the Generator process) ----------------------------------------
@@ -220,5 +244,9 @@ class Gate:
         return await self.generator.to_async.generate_chain(n=n, steps=steps, label=label, seed=seed)
 
 
-Gate.add_asgi_middleware(GateMiddleware, settings=SETTINGS, classes=CALIBRATION["classes"])
+API_DESCRIPTION = (
+    "glyphgate classifies a scan of a historical printed glyph (one of the model's classes), flags scans that are "
+    "not glyphs (energy above the calibrated threshold, or p_value below a request's alpha), and generates glyphs "
+    "by SGLD. Errors are always JSON: {\"error\": ..., \"file\": ...}. The demo page is at /ui/.")
+Gate.add_asgi_middleware(GateMiddleware, settings=SETTINGS, classes=CALIBRATION["classes"], description=API_DESCRIPTION)
 Gate.mount_asgi_app(ui_app(CALIBRATION), path="/ui")

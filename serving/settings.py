@@ -20,6 +20,7 @@ class Settings:
     port: int
     ort_threads: int
     torch_threads: int
+    log_level: str
 
     @property
     def max_upload_bytes(self) -> int:
@@ -40,6 +41,9 @@ def load() -> Settings:
         mb = float(os.environ.get("GLYPHGATE_MAX_UPLOAD_MB", "32"))
     except ValueError:
         raise SystemExit("glyphgate serve: GLYPHGATE_MAX_UPLOAD_MB must be a number") from None
+    level = os.environ.get("GLYPHGATE_LOG_LEVEL", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SystemExit(f"glyphgate serve: GLYPHGATE_LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
     return Settings(
         artifacts=default_artifacts(),
         max_upload_mb=mb,
@@ -53,4 +57,5 @@ def load() -> Settings:
         # long SGLD run leaves room for scoring requests.
         ort_threads=_int("GLYPHGATE_ORT_THREADS", max(1, cpus // 2)),
         torch_threads=_int("GLYPHGATE_TORCH_THREADS", max(1, cpus // 2)),
+        log_level=level,
     )

@@ -44,7 +44,19 @@ def browser():
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1800"):
         opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request a page makes
     return webdriver.Chrome(service=Service(DRIVER), options=opts)
+
+
+def requested_urls(driver) -> list[str]:
+    import json
+
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
 
 
 def wait(driver, condition, timeout=120):
@@ -74,6 +86,27 @@ def page(tiny_calibrated, tmp_path_factory):
             yield driver
         finally:
             driver.quit()
+
+
+def test_no_page_the_server_serves_calls_outside(page, scans):
+    """An archive's server may be air-gapped: the API page at / (BentoML's, which loads Google
+    Tag Manager) and the demo page load everything from this server alone."""
+    from selenium.webdriver.common.by import By
+
+    base = page.current_url.split("/ui/")[0]
+    page.get_log("performance")  # drop what came before
+    page.get(base + "/")
+    wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#swagger-ui .opblock"))
+    page.get(base + "/ui/")
+    wait(page, lambda d: "Model:" in d.find_element("id", "model-line").text)
+    page.find_element(By.ID, "files").send_keys(str(scans / "glyph.png"))
+    verdicts(page, 1)
+    urls = requested_urls(page)
+    assert any(u.endswith("/docs.json") for u in urls) and any("/ui/app.js" in u for u in urls), urls
+    outside = [u for u in urls if not u.startswith((base + "/", "data:", "blob:"))]
+    assert not outside, outside
+    page.get(base + "/ui/")  # a fresh page, no cards, for the tests after this one
+    wait(page, lambda d: "Model:" in d.find_element("id", "model-line").text)
 
 
 def test_page_shows_verdicts_for_a_glyph_a_non_glyph_and_a_broken_file(page, scans):

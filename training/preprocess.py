@@ -40,11 +40,23 @@ def pil_to_gray(img: Image.Image) -> np.ndarray:
         rgba = img.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(paper, rgba).convert("L")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return np.asarray(img, dtype=np.float32)
-    if img.mode != "L":
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        img = img.convert("F")
+    elif img.mode not in ("L", "F"):
         img = img.convert("L")
-    return np.asarray(img, dtype=np.float32)
+    return np.asarray(_box_reduce(img), dtype=np.float32)
+
+
+# Longer sides above this are box-averaged by a whole factor first (down to at least 8x the
+# model's input side), before any float copy: the antialiased resize to 56 averages those
+# pixels anyway, and a 6000x6000 scan then costs 36 MB of work instead of ~600 MB of float
+# temporaries. No crop a segmenter or our corpus makes comes near it.
+REDUCE_ABOVE = 8 * 56
+
+
+def _box_reduce(img: Image.Image) -> Image.Image:
+    factor = max(img.size) // REDUCE_ABOVE
+    return img.reduce(factor) if factor >= 2 else img
 
 
 def _as_batch(x) -> np.ndarray:

@@ -58,7 +58,7 @@ async function loadCalibration() {
 function drawHistogram(canvas, energy) {
   const h = calibration.histogram;
   const dpr = window.devicePixelRatio || 1;
-  const W = 320, H = 110;  // CSS pixels; the canvas is scaled for the screen's density
+  const W = 320, H = 124;  // CSS pixels; the canvas is scaled for the screen's density
   canvas.width = W * dpr;
   canvas.height = H * dpr;
   const g = canvas.getContext("2d");
@@ -72,16 +72,18 @@ function drawHistogram(canvas, energy) {
     g.fillStyle = colour;
     h[k].forEach((v, i) => {
       const x0 = x(h.edges[i]), x1 = x(h.edges[i + 1]);
-      const bh = (v / top) * (H - 30);
-      g.fillRect(x0, H - 18 - bh, Math.max(1, x1 - x0 - 0.5), bh);
+      const bh = (v / top) * (H - 44);
+      g.fillRect(x0, H - 32 - bh, Math.max(1, x1 - x0 - 0.5), bh);
     });
   }
   g.strokeStyle = "#000"; g.setLineDash([4, 3]); g.beginPath();
-  g.moveTo(x(calibration.threshold), 8); g.lineTo(x(calibration.threshold), H - 18); g.stroke();
+  g.moveTo(x(calibration.threshold), 8); g.lineTo(x(calibration.threshold), H - 32); g.stroke();
   g.setLineDash([]); g.strokeStyle = "#1d4f91"; g.lineWidth = 3; g.beginPath();
-  g.moveTo(x(energy), 4); g.lineTo(x(energy), H - 18); g.stroke();
+  g.moveTo(x(energy), 4); g.lineTo(x(energy), H - 32); g.stroke();
   g.fillStyle = "#231a12"; g.font = "11px sans-serif";
-  g.fillText("energy →   green glyphs · orange near-OOD · red far-OOD · dashed threshold · blue this scan", 4, H - 4);
+  // two lines: the canvas is 320 px wide, and one line was cut off after "red far-OOD"
+  g.fillText("energy →   green glyphs · orange near-OOD · red far-OOD", 4, H - 18);
+  g.fillText("dashed line: threshold · blue line: this scan", 4, H - 4);
 }
 
 function card(file) {
