@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_DO_NOT_TRACK := True
 export BENTOML_HOME := $(CURDIR)/bentoml_home
 
-.PHONY: install browser test test-fast serve bento data examples real-data real-eval model clean
+.PHONY: install browser lint format test test-fast serve bento data examples real-data real-eval model clean
 
 install: $(STAMP)
 
@@ -22,10 +22,19 @@ browser:
 	  { apt-get update -q && apt-get install -y -q chromium chromium-driver; } >/dev/null || \
 	  echo "make: could not install chromium/chromium-driver; the demo-page tests will be skipped" >&2
 
-test: install browser
+# ruff: lint and format check (line length 110, pyproject.toml); `make format` rewrites.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install browser lint
 	$(PY) -m pytest -q
 
-test-fast: install
+test-fast: install lint
 	$(PY) -m pytest -q -m "not slow"
 
 GG := $(VENV)/bin/glyphgate

@@ -26,11 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the repository, and the tests' live server
 
-from serving.launch import Server  # noqa: E402
-from training.artifacts import load_torch_model  # noqa: E402
-from training.model import OnnxHead  # noqa: E402
+from live_server import Server  # noqa: E402
+
+from glyphgate.core.artifacts import load_torch_model  # noqa: E402
+from glyphgate.core.model import OnnxHead  # noqa: E402
+from glyphgate.core.onnx_model import OnnxModel  # noqa: E402
 
 
 def rate(fn, n_images: int, seconds: float, min_reps: int = 3) -> float:
@@ -54,7 +57,11 @@ def flops_per_image(net) -> float:
         elif isinstance(mod, torch.nn.Linear):
             total += 2 * mod.in_features * mod.out_features
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in net.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     with torch.no_grad():
         net.get_logits(torch.zeros(1, 1, 56, 56))
     for h in handles:
@@ -71,25 +78,21 @@ def matmul_gflops(seconds: float) -> tuple[float, int]:
     best = (0.0, 0)
     for n in BLAS_SIZES:
         a, b = torch.randn(n, n), torch.randn(n, n)
-        best = max(best, (rate(lambda: a @ b, 1, seconds / len(BLAS_SIZES)) * 2 * n**3 / 1e9, n))
+        best = max(best, (rate(lambda a=a, b=b: a @ b, 1, seconds / len(BLAS_SIZES)) * 2 * n**3 / 1e9, n))
     return best
 
 
 def engines(artifacts: Path, seconds: float, threads: int) -> dict:
-    import onnxruntime as ort
-
     torch.set_num_threads(threads)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(artifacts / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    onnx = OnnxModel(artifacts / "model.onnx", threads=threads, cpu_only=True)
     head = OnnxHead(load_torch_model(artifacts).net).eval()
     out = {}
     for n in (1, 64, 256):
-        x = (np.random.default_rng(0).random((n, 1, 56, 56), np.float32) * 2 - 1)
+        x = np.random.default_rng(0).random((n, 1, 56, 56), np.float32) * 2 - 1
         xt = torch.from_numpy(x)
-        ort_rate = rate(lambda: session.run(None, {"image": x}), n, seconds)
+        ort_rate = rate(lambda x=x: onnx.run(x), n, seconds)
         with torch.inference_mode():
-            torch_rate = rate(lambda: head(xt), n, seconds)
+            torch_rate = rate(lambda xt=xt: head(xt), n, seconds)
         out[n] = (ort_rate, torch_rate)
     return out
 
@@ -141,9 +144,15 @@ def server_figures(artifacts: Path, pngs: list[bytes], seconds: float, max_reque
             lat = []
             with httpx.Client(base_url=s.url, timeout=60) as c:
                 i = 0
-                while time.perf_counter() < deadline and len(lat) < max_requests // 8 and not (stop and stop.is_set()):
+                while (
+                    time.perf_counter() < deadline
+                    and len(lat) < max_requests // 8
+                    and not (stop and stop.is_set())
+                ):
                     t = time.perf_counter()
-                    c.post("/score", files={"image": ("g.png", pngs[i % len(pngs)], "image/png")}).raise_for_status()
+                    c.post(
+                        "/score", files={"image": ("g.png", pngs[i % len(pngs)], "image/png")}
+                    ).raise_for_status()
                     lat.append(time.perf_counter() - t)
                     i += 1
             return lat
@@ -186,23 +195,35 @@ def main() -> int:
     args = p.parse_args()
     artifacts = Path(args.artifacts)
 
-    print(f"# bench/serve.py on {os.cpu_count()} CPU cores, torch {torch.__version__}, {args.threads} threads")
+    print(
+        f"# bench/serve.py on {os.cpu_count()} CPU cores, torch {torch.__version__}, {args.threads} threads"
+    )
     model = load_torch_model(artifacts)
     flops = flops_per_image(model.net)
     peak, size = matmul_gflops(min(args.seconds, 8))
-    print(f"model: {flops / 1e6:.1f} MFLOP per image; best float32 GEMM of {'/'.join(map(str, BLAS_SIZES))}^3 on these "
-          f"cores: {peak:.1f} GFLOP/s (at {size}^3)")
+    print(
+        f"model: {flops / 1e6:.1f} MFLOP per image; best float32 GEMM of {'/'.join(map(str, BLAS_SIZES))}^3 on these "
+        f"cores: {peak:.1f} GFLOP/s (at {size}^3)"
+    )
     print("batch | ORT img/s | torch img/s | ORT/torch | ORT GFLOP/s | of best GEMM")
     for n, (o, t) in engines(artifacts, min(args.seconds, 5), args.threads).items():
-        print(f"{n:5d} | {o:9.0f} | {t:11.0f} | {o / t:8.2f}x | {o * flops / 1e9:11.2f} | {o * flops / 1e9 / peak:7.1%}")
+        print(
+            f"{n:5d} | {o:9.0f} | {t:11.0f} | {o / t:8.2f}x | {o * flops / 1e9:11.2f} | {o * flops / 1e9 / peak:7.1%}"
+        )
     res = server_figures(artifacts, glyph_pngs(Path(args.data), 256), args.seconds, args.max_requests)
     print(f"server /readyz after start: {res['readyz_s']:.1f} s")
     print(f"server /score_batch, 64 images/request, concurrency 4: {res['batch_images_per_s']:.0f} images/s")
     a, g = res["score_alone"], res["score_while_generating"]
-    print(f"single /score, concurrency 8, alone:            p50 {a[0]:.1f} ms, p99 {a[1]:.1f} ms ({a[2]} requests)")
-    print(f"single /score, concurrency 8, while generating: p50 {g[0]:.1f} ms, p99 {g[1]:.1f} ms ({g[2]} requests); "
-          f"p99 ratio {g[1] / a[1]:.2f}x")
-    print(f"/generate 16 x 256 steps: {res['generate_16x256_s']:.1f} s under scoring load, {res['generate_alone_s']:.1f} s alone")
+    print(
+        f"single /score, concurrency 8, alone:            p50 {a[0]:.1f} ms, p99 {a[1]:.1f} ms ({a[2]} requests)"
+    )
+    print(
+        f"single /score, concurrency 8, while generating: p50 {g[0]:.1f} ms, p99 {g[1]:.1f} ms ({g[2]} requests); "
+        f"p99 ratio {g[1] / a[1]:.2f}x"
+    )
+    print(
+        f"/generate 16 x 256 steps: {res['generate_16x256_s']:.1f} s under scoring load, {res['generate_alone_s']:.1f} s alone"
+    )
     return 0
 
 

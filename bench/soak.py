@@ -23,14 +23,24 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the repository, and the tests' live server
+
+from live_server import Server  # noqa: E402
 
 from bench.serve import glyph_pngs  # noqa: E402
-from serving.launch import Server  # noqa: E402
 
 # (share of requests, name); shares add up to 1
-MIX = [(0.55, "score"), (0.2, "classify"), (0.1, "score_batch"), (0.05, "classify_batch"),
-       (0.06, "bad_image"), (0.02, "bad_field"), (0.01, "generate"), (0.01, "generate_chain")]
+MIX = [
+    (0.55, "score"),
+    (0.2, "classify"),
+    (0.1, "score_batch"),
+    (0.05, "classify_batch"),
+    (0.06, "bad_image"),
+    (0.02, "bad_field"),
+    (0.01, "generate"),
+    (0.01, "generate_chain"),
+]
 
 
 def rss_mb(pid: int) -> float:
@@ -79,7 +89,10 @@ def main() -> int:
     rng = random.Random(0)
     kinds = rng.choices([k for _, k in MIX], weights=[w for w, _ in MIX], k=args.requests)
 
-    with tempfile.TemporaryDirectory() as tmp, Server(Path(args.artifacts), Path(tmp) / "serve.log") as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Server(Path(args.artifacts), Path(tmp) / "serve.log") as server,
+    ):
         with httpx.Client(base_url=server.url, timeout=120) as c:  # warm every endpoint once
             for kind in dict.fromkeys(k for _, k in MIX):
                 request(c, kind, pngs, rng)
@@ -91,7 +104,7 @@ def main() -> int:
         def worker(w: int) -> None:
             wrng = random.Random(w)
             with httpx.Client(base_url=server.url, timeout=120) as c:
-                for kind in kinds[w::args.concurrency]:
+                for kind in kinds[w :: args.concurrency]:
                     if time.perf_counter() > deadline:
                         return
                     try:
@@ -109,13 +122,20 @@ def main() -> int:
         alive = httpx.get(server.url + "/readyz").status_code == 200
 
     done = sum(counts.values())
-    print(f"# bench/soak.py: {done} requests in {seconds:.0f} s ({done / seconds:.0f} req/s), concurrency {args.concurrency}, "
-          f"{os.cpu_count()} CPU cores")
+    print(
+        f"# bench/soak.py: {done} requests in {seconds:.0f} s ({done / seconds:.0f} req/s), concurrency {args.concurrency}, "
+        f"{os.cpu_count()} CPU cores"
+    )
     print("mix: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     failed = {k: v for k, v in errors.items() if v}
-    print(f"errors: {sum(failed.values())}" + (" (" + ", ".join(f"{k} {v}" for k, v in failed.items()) + ")" if failed else ""))
-    print(f"server memory (RSS, all processes): {start_mb:.0f} MB after warm-up -> {end_mb:.0f} MB at the end "
-          f"({(end_mb / start_mb - 1):+.1%}); ready afterwards: {alive}")
+    print(
+        f"errors: {sum(failed.values())}"
+        + (" (" + ", ".join(f"{k} {v}" for k, v in failed.items()) + ")" if failed else "")
+    )
+    print(
+        f"server memory (RSS, all processes): {start_mb:.0f} MB after warm-up -> {end_mb:.0f} MB at the end "
+        f"({(end_mb / start_mb - 1):+.1%}); ready afterwards: {alive}"
+    )
     return 0 if not failed and done == args.requests else 1
 
 

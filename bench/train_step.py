@@ -1,6 +1,6 @@
 """Seconds per training iteration, jem vs classifier, same batch size, measured in one run.
 
-    python bench/train_step.py [--batch-size 64] [--iters 30] [--width 32] [--sgld-steps 10]
+python bench/train_step.py [--batch-size 64] [--iters 30] [--width 32] [--sgld-steps 10]
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ def main():
     p.add_argument("--width", type=int, default=TrainConfig.width)
     p.add_argument("--sgld-steps", type=int, default=TrainConfig.sgld_steps)
     args = p.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
-          f"width {args.width}, sgld_steps {args.sgld_steps}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
+        f"width {args.width}, sgld_steps {args.sgld_steps}"
+    )
     jem = seconds_per_iteration("jem", args)
     clf = seconds_per_iteration("classifier", args)
     print(f"jem        {jem * 1000:8.1f} ms/iteration")

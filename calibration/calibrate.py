@@ -11,31 +11,47 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.artifacts import CALIBRATION_JSON, CLASSES_JSON, MODEL_ONNX, MODEL_PT, load_torch_model, read_json, require, sha256
+from glyphgate.core.artifacts import (
+    CALIBRATION_JSON,
+    CLASSES_JSON,
+    MODEL_ONNX,
+    MODEL_PT,
+    load_torch_model,
+    read_json,
+    require,
+    sha256,
+)
+from glyphgate.core.errors import DataError
+from glyphgate.core.grid import save_grid
+from glyphgate.core.onnx_model import OnnxModel, softmax
 from training.data import load_glyph_data
-from training.errors import DataError
 
 from . import report as rep
 from .metrics import expected_calibration_error, fit_threshold, ood_metrics, reliability
 from .rbm import fit_rbm, free_energy
 from .real import REAL_SCANS_JSON
 from .robustness import panel_examples, robustness_panel
-from .scores import OnnxRunner, all_scores, grad_norm, softmax
+from .scores import all_scores, grad_norm
 
 SCHEMA_VERSION = 1
 
 
-def score_artifacts(folder: Path, x_by_set: dict[str, np.ndarray], with_grad: bool = True,
-                    model=None, runner: OnnxRunner | None = None) -> tuple[dict, dict]:
+def score_artifacts(
+    folder: Path,
+    x_by_set: dict[str, np.ndarray],
+    with_grad: bool = True,
+    model=None,
+    runner: OnnxModel | None = None,
+) -> tuple[dict, dict]:
     """(logits per set, score-function values per set) for one exported model; `model` and
     `runner` are its already loaded TorchModel and ONNX session, if the caller has them."""
-    runner = runner or OnnxRunner(folder / MODEL_ONNX)
+    runner = runner or OnnxModel(folder / MODEL_ONNX, cpu_only=True)
     if with_grad and model is None:
         model = load_torch_model(folder)
     model = model if with_grad else None
     logits, scores = {}, {}
     for name, x in x_by_set.items():
-        lg, en = runner(x)
+        lg, en = runner.run(x, batch=256)
         grad = grad_norm(model.net, torch.as_tensor(x)) if model is not None else None
         logits[name], scores[name] = lg, all_scores(lg, en, grad)
     return logits, scores
@@ -62,18 +78,31 @@ def energy_histogram(e_id: np.ndarray, e_by_kind: dict[str, np.ndarray], bins: i
     lo, hi = np.quantile(everything, [0.001, 0.999])
     edges = np.linspace(lo, hi, bins + 1)
     share = lambda e: (np.histogram(np.clip(e, lo, hi), edges)[0] / max(len(e), 1)).round(5).tolist()  # noqa: E731
-    return {"edges": edges.round(5).tolist(), "id": share(e_id), **{k: share(v) for k, v in e_by_kind.items()}}
+    return {
+        "edges": edges.round(5).tolist(),
+        "id": share(e_id),
+        **{k: share(v) for k, v in e_by_kind.items()},
+    }
 
 
-def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0.95, split: str = "test",
-              baselines: list[str | Path] = (), rbm: bool = True, log=print) -> dict:
+def calibrate(
+    artifacts: str | Path,
+    data_dir: str | Path,
+    target_tpr: float = 0.95,
+    split: str = "test",
+    baselines: list[str | Path] = (),
+    rbm: bool = True,
+    log=print,
+) -> dict:
     folder = require(artifacts, MODEL_ONNX, MODEL_PT, CLASSES_JSON)
     classes = read_json(folder / CLASSES_JSON)
     data = load_glyph_data(data_dir)
     if split not in data.splits:
         raise DataError(f"{data_dir}: no {split!r} split (has {', '.join(data.splits)})")
     if data.classes != classes:
-        raise DataError(f"{data_dir}: its classes differ from {folder / CLASSES_JSON}; calibrate on the data the model was trained for")
+        raise DataError(
+            f"{data_dir}: its classes differ from {folder / CLASSES_JSON}; calibrate on the data the model was trained for"
+        )
     if not data.ood:
         raise DataError(f"{data_dir}: no OOD sets to calibrate against")
     if not 0 < target_tpr < 1:
@@ -84,9 +113,11 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
 
     t0 = time.perf_counter()
     model = load_torch_model(folder)
-    runner = OnnxRunner(folder / MODEL_ONNX)
+    runner = OnnxModel(folder / MODEL_ONNX, cpu_only=True)
     logits, scores = score_artifacts(folder, sets, model=model, runner=runner)
-    log(f"scored {sum(len(v) for v in sets.values())} images with 4 score functions in {time.perf_counter() - t0:.1f} s")
+    log(
+        f"scored {sum(len(v) for v in sets.values())} images with 4 score functions in {time.perf_counter() - t0:.1f} s"
+    )
     s_id = scores.pop(split)
     probs = softmax(logits[split])
     threshold, measured_tpr = fit_threshold(s_id["energy"], target_tpr)
@@ -94,7 +125,8 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
     per_set = {}
     for name, s in scores.items():
         per_set[name] = {
-            "kind": kinds.get(name, "unknown"), "n": int(len(s["energy"])),
+            "kind": kinds.get(name, "unknown"),
+            "n": int(len(s["energy"])),
             "fpr_at_threshold": float(np.mean(s["energy"] <= threshold)),
             "scores": {f: ood_metrics(s_id[f], s[f]) for f in s_id},
         }
@@ -103,14 +135,18 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
         members = [n for n in scores if kinds.get(n, "unknown") == kind]
         pooled = {f: np.concatenate([scores[n][f] for n in members]) for f in s_id}
         per_kind[kind] = {
-            "kind": kind, "n": int(len(pooled["energy"])), "sets": members,
+            "kind": kind,
+            "n": int(len(pooled["energy"])),
+            "sets": members,
             "fpr_at_threshold": float(np.mean(pooled["energy"] <= threshold)),
             "scores": {f: ood_metrics(s_id[f], pooled[f]) for f in s_id},
         }
 
     label = model.mode
-    comparison = {f"{label} · {f}": _comparison_row(s_id[f], {n: s[f] for n, s in scores.items()}, kinds)
-                  for f in ("energy", "neg_max_softmax", "grad_norm")}
+    comparison = {
+        f"{label} · {f}": _comparison_row(s_id[f], {n: s[f] for n, s in scores.items()}, kinds)
+        for f in ("energy", "neg_max_softmax", "grad_norm")
+    }
     baseline_meta = []
     for b in baselines:
         bfolder = require(b, MODEL_ONNX, MODEL_PT, CLASSES_JSON)
@@ -118,8 +154,12 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
         b_id = bscores.pop(split)
         blabel = load_torch_model(bfolder).mode  # the baseline's mode names its rows
         for f in ("neg_max_softmax", "energy"):
-            comparison[f"{blabel} · {f}"] = _comparison_row(b_id[f], {n: s[f] for n, s in bscores.items()}, kinds)
-        baseline_meta.append({"artifacts": str(bfolder), "mode": blabel, "model_sha256": sha256(bfolder / MODEL_ONNX)})
+            comparison[f"{blabel} · {f}"] = _comparison_row(
+                b_id[f], {n: s[f] for n, s in bscores.items()}, kinds
+            )
+        baseline_meta.append(
+            {"artifacts": str(bfolder), "mode": blabel, "model_sha256": sha256(bfolder / MODEL_ONNX)}
+        )
     if rbm:
         t0 = time.perf_counter()
         machine = fit_rbm(data.splits["train"][0].numpy())
@@ -129,7 +169,9 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
 
     t0 = time.perf_counter()
     panel = robustness_panel(runner, x_id, y_id, threshold)
-    log(f"robustness panel: {len(panel) - 1} perturbations of {len(y_id)} glyphs in {time.perf_counter() - t0:.1f} s")
+    log(
+        f"robustness panel: {len(panel) - 1} perturbations of {len(y_id)} glyphs in {time.perf_counter() - t0:.1f} s"
+    )
 
     cal = {
         "schema_version": SCHEMA_VERSION,
@@ -141,48 +183,70 @@ def calibrate(artifacts: str | Path, data_dir: str | Path, target_tpr: float = 0
         "split": split,
         "model_sha256": sha256(folder / MODEL_ONNX),
         "classes": classes,
-        "id": {"n": int(len(y_id)), "accuracy": float(np.mean(probs.argmax(1) == y_id)),
-               "ece": expected_calibration_error(probs, y_id),
-               "energy_quantiles": {q: float(np.quantile(s_id["energy"], float(q))) for q in ("0.01", "0.5", "0.95", "0.99")}},
+        "id": {
+            "n": int(len(y_id)),
+            "accuracy": float(np.mean(probs.argmax(1) == y_id)),
+            "ece": expected_calibration_error(probs, y_id),
+            "energy_quantiles": {
+                q: float(np.quantile(s_id["energy"], float(q))) for q in ("0.01", "0.5", "0.95", "0.99")
+            },
+        },
         "id_energies": np.sort(s_id["energy"]).round(6).tolist(),
         "score_functions": list(s_id),
         "metrics": {"sets": per_set, "kinds": per_kind},
         "comparison": comparison,
         "robustness": panel,
-        "energy_histogram": energy_histogram(s_id["energy"], _kind_pool({n: v["energy"] for n, v in scores.items()}, kinds)),
+        "energy_histogram": energy_histogram(
+            s_id["energy"], _kind_pool({n: v["energy"] for n, v in scores.items()}, kinds)
+        ),
         "baselines": baseline_meta,
         "data": str(data_dir),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     # Real-page figures were measured at the old threshold: they are re-made by `glyphgate evaluate`.
     (folder / REAL_SCANS_JSON).unlink(missing_ok=True)
-    (folder / CALIBRATION_JSON).write_text(json.dumps(cal, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    write_report(folder / "report", cal, comparison, x_id, s_id, scores, {n: x for n, x in sets.items() if n != split},
-                 kinds, reliability(probs, y_id))
+    (folder / CALIBRATION_JSON).write_text(
+        json.dumps(cal, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    write_report(
+        folder / "report",
+        cal,
+        comparison,
+        x_id,
+        s_id,
+        scores,
+        {n: x for n, x in sets.items() if n != split},
+        kinds,
+        reliability(probs, y_id),
+    )
     return cal
 
 
 def write_report(out: Path, cal: dict, comparison: dict, x_id, s_id, scores, x_ood, kinds, rel) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    rep.energy_histograms(out / "energy_histograms.png", s_id["energy"], {n: s["energy"] for n, s in scores.items()},
-                          kinds, cal["threshold"])
+    rep.energy_histograms(
+        out / "energy_histograms.png",
+        s_id["energy"],
+        {n: s["energy"] for n, s in scores.items()},
+        kinds,
+        cal["threshold"],
+    )
     rep.roc_curves(out / "roc_curves.png", s_id, scores, kinds)
     rep.reliability_diagram(out / "reliability.png", rel, cal["id"]["ece"])
-    rep.image_grid(out / "false_alarms.png", x_id[np.argsort(-s_id["energy"])])
-    rep.image_grid(out / "robustness_examples.png", panel_examples(x_id), nrow=8, limit=None)
+    save_grid(x_id[np.argsort(-s_id["energy"])], out / "false_alarms.png", nrow=8, limit=64)
+    save_grid(panel_examples(x_id), out / "robustness_examples.png", nrow=8)
     figures = {
         "Energy: ID test vs each OOD set (the sheet's Fig. 2)": "energy_histograms.png",
         "ROC curves per score function (red far, orange near)": "roc_curves.png",
         "Reliability diagram": "reliability.png",
         "False alarms: the 64 highest-energy ID test glyphs": "false_alarms.png",
-        "Robustness panel: the same 8 test glyphs clean (top row), then under each perturbation in the panel's order":
-            "robustness_examples.png",
+        "Robustness panel: the same 8 test glyphs clean (top row), then under each perturbation in the panel's order": "robustness_examples.png",
     }
     for kind in sorted(set(kinds.values())):
         names = [n for n in x_ood if kinds.get(n) == kind]
         x = np.concatenate([x_ood[n] for n in names])
         e = np.concatenate([scores[n]["energy"] for n in names])
-        rep.image_grid(out / f"misses_{kind}.png", x[np.argsort(e)])
+        save_grid(x[np.argsort(e)], out / f"misses_{kind}.png", nrow=8, limit=64)
         figures[f"Misses, {kind} OOD: the 64 lowest-energy images"] = f"misses_{kind}.png"
     # glyphgate evaluate adds the real-page section later and re-renders the index from these.
     (out / "figures.json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")

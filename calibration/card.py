@@ -7,22 +7,40 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from training.artifacts import load_calibration, read_json
+from glyphgate.core.artifacts import load_calibration, read_json
 from training.data import load_glyph_data
 from training.page_import import VD_SBB_SPLITS
 
 from .real import REAL_SCANS_JSON
 
 # The default model's targets (the shipping issue); the card says met or missed for each.
-TARGETS = {"test accuracy": 0.98, "far-OOD energy AUROC (each set)": 0.995,
-           "near-OOD energy AUROC (each evaluation set)": 0.95}
+TARGETS = {
+    "test accuracy": 0.98,
+    "far-OOD energy AUROC (each set)": 0.995,
+    "near-OOD energy AUROC (each evaluation set)": 0.95,
+}
 # The real-scan issue's targets: {collection: {quantity: (bound, "min" | "max")}}.
 REAL_TARGETS = {
-    "vd-sbb-test": {"accuracy": (0.95, "min"), "flagged": (0.06, "max"), "words": (0.97, "min"), "fragments": (0.97, "min")},
-    "kant-bin": {"accuracy": (0.85, "min"), "flagged": (0.08, "max"), "words": (0.95, "min"), "fragments": (0.95, "min"),
-                 "blank": (0.99, "min")},
-    "kant-nrm": {"accuracy": (0.85, "min"), "flagged": (0.08, "max"), "words": (0.95, "min"), "fragments": (0.95, "min"),
-                 "blank": (0.99, "min")},
+    "vd-sbb-test": {
+        "accuracy": (0.95, "min"),
+        "flagged": (0.06, "max"),
+        "words": (0.97, "min"),
+        "fragments": (0.97, "min"),
+    },
+    "kant-bin": {
+        "accuracy": (0.85, "min"),
+        "flagged": (0.08, "max"),
+        "words": (0.95, "min"),
+        "fragments": (0.95, "min"),
+        "blank": (0.99, "min"),
+    },
+    "kant-nrm": {
+        "accuracy": (0.85, "min"),
+        "flagged": (0.08, "max"),
+        "words": (0.95, "min"),
+        "fragments": (0.95, "min"),
+        "blank": (0.99, "min"),
+    },
 }
 PANEL_LIMIT = 0.03  # no perturbation may move accuracy down or the flag rate up by more than 3 points
 
@@ -31,8 +49,13 @@ def _fmt(v, digits=4):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def write_card(artifacts: str | Path, run: str | Path, data: str | Path, baseline_run: str | Path | None = None,
-               command: str = "make model") -> Path:
+def write_card(
+    artifacts: str | Path,
+    run: str | Path,
+    data: str | Path,
+    baseline_run: str | Path | None = None,
+    command: str = "make model",
+) -> Path:
     artifacts, run = Path(artifacts), Path(run)
     cal = load_calibration(artifacts)
     cfg = read_json(run / "config.json")
@@ -45,7 +68,11 @@ def write_card(artifacts: str | Path, run: str | Path, data: str | Path, baselin
     real_flag = f" --real {real}" if real else ""
     evaluated = read_json(artifacts / REAL_SCANS_JSON) if (artifacts / REAL_SCANS_JSON).is_file() else {}
     sets = cal["metrics"]["sets"]
-    exposure = set(cfg.get("exposure_kinds") or ()) if cfg.get("oe_weight", 0) > 0 and cfg.get("mode") == "jem" else set()
+    exposure = (
+        set(cfg.get("exposure_kinds") or ())
+        if cfg.get("oe_weight", 0) > 0 and cfg.get("mode") == "jem"
+        else set()
+    )
     manifest = read_json(Path(data) / "classes.json") if (Path(data) / "classes.json").is_file() else {}
     mixes = {n for n, info in manifest.get("ood", {}).items() if isinstance(info, dict) and info.get("mix")}
     far = {n: m["scores"]["energy"]["auroc"] for n, m in sets.items() if m["kind"] == "far"}
@@ -56,73 +83,152 @@ def write_card(artifacts: str | Path, run: str | Path, data: str | Path, baselin
     clf = next((v for k, v in cmp.items() if k.startswith("classifier · neg_max_softmax")), None)
     checks = [
         ("test accuracy", acc, TARGETS["test accuracy"], acc >= TARGETS["test accuracy"]),
-        ("far-OOD energy AUROC (each set)", min(far.values()), TARGETS["far-OOD energy AUROC (each set)"],
-         min(far.values()) >= TARGETS["far-OOD energy AUROC (each set)"]),
-        ("near-OOD energy AUROC (each evaluation set)", min(near_eval.values()),
-         TARGETS["near-OOD energy AUROC (each evaluation set)"],
-         min(near_eval.values()) >= TARGETS["near-OOD energy AUROC (each evaluation set)"]),
+        (
+            "far-OOD energy AUROC (each set)",
+            min(far.values()),
+            TARGETS["far-OOD energy AUROC (each set)"],
+            min(far.values()) >= TARGETS["far-OOD energy AUROC (each set)"],
+        ),
+        (
+            "near-OOD energy AUROC (each evaluation set)",
+            min(near_eval.values()),
+            TARGETS["near-OOD energy AUROC (each evaluation set)"],
+            min(near_eval.values()) >= TARGETS["near-OOD energy AUROC (each evaluation set)"],
+        ),
     ]
     if clf is not None:
         jem_near = cal["metrics"]["kinds"]["near"]["scores"]["energy"]["auroc"]
-        checks.append(("near-OOD AUROC above the classifier's max-softmax", jem_near, clf["all near"]["auroc"],
-                       jem_near > clf["all near"]["auroc"]))
+        checks.append(
+            (
+                "near-OOD AUROC above the classifier's max-softmax",
+                jem_near,
+                clf["all near"]["auroc"],
+                jem_near > clf["all near"]["auroc"],
+            )
+        )
     lines = [
-        f"# Model card: `{artifacts.name}`", "",
+        f"# Model card: `{artifacts.name}`",
+        "",
         "A Joint Energy-based Model (JEM) that classifies 42 classes of early-printed glyphs, flags scans that are "
-        "not glyphs (energy above a calibrated threshold) and samples glyphs by SGLD.", "",
-        "## How it was made", "", f"`{command}` from the repository root; the steps (each a `glyphgate` sub-command):", "",
-        "```", f"glyphgate data synth --out {data}",
-        *([f"glyphgate data import-page ../shared/real/vd-sbb-16c --split-by-work training/vd_sbb_splits.json --out {real}"]
-          if real else []),
+        "not glyphs (energy above a calibrated threshold) and samples glyphs by SGLD.",
+        "",
+        "## How it was made",
+        "",
+        f"`{command}` from the repository root; the steps (each a `glyphgate` sub-command):",
+        "",
+        "```",
+        f"glyphgate data synth --out {data}",
+        *(
+            [
+                f"glyphgate data import-page ../shared/real/vd-sbb-16c --split-by-work training/vd_sbb_splits.json --out {real}"
+            ]
+            if real
+            else []
+        ),
         f"glyphgate train --data {data}{real_flag} --out {run}",
-        *( [f"glyphgate train --data {data}{real_flag} --out {baseline_run} --mode classifier",
-            f"glyphgate export --ckpt {baseline_run}/checkpoints/last.ckpt --out {baseline_run}/artifacts"] if baseline_run else []),
+        *(
+            [
+                f"glyphgate train --data {data}{real_flag} --out {baseline_run} --mode classifier",
+                f"glyphgate export --ckpt {baseline_run}/checkpoints/last.ckpt --out {baseline_run}/artifacts",
+            ]
+            if baseline_run
+            else []
+        ),
         f"glyphgate export --ckpt {run}/checkpoints/last.ckpt --out {artifacts}",
-        f"glyphgate calibrate --artifacts {artifacts} --data {data}" + (f" --baseline {baseline_run}/artifacts" if baseline_run else ""),
-        *([f"glyphgate evaluate --artifacts {artifacts} --data {r.get('data', '<imported pages>')} --name {n}"
-           for n, r in evaluated.items()]),
-        f"glyphgate card --artifacts {artifacts} --run {run} --data {data}" + (f" --baseline-run {baseline_run}" if baseline_run else ""),
-        "```", "",
-        "## Data", "",
+        f"glyphgate calibrate --artifacts {artifacts} --data {data}"
+        + (f" --baseline {baseline_run}/artifacts" if baseline_run else ""),
+        *(
+            [
+                f"glyphgate evaluate --artifacts {artifacts} --data {r.get('data', '<imported pages>')} --name {n}"
+                for n, r in evaluated.items()
+            ]
+        ),
+        f"glyphgate card --artifacts {artifacts} --run {run} --data {data}"
+        + (f" --baseline-run {baseline_run}" if baseline_run else ""),
+        "```",
+        "",
+        "## Data",
+        "",
         *_real_data_lines(cfg),
         f"Embedded synthetic letterpress corpus (`{data}`, {d.layout} layout): "
-        + ", ".join(f"{k} {len(v[1])}" for k, v in d.splits.items()) + f" images, {d.num_classes} classes "
-        f"({' '.join(d.classes)}). OOD sets: " + ", ".join(f"{n} ({d.ood_kind.get(n, '?')}, {len(x)})" for n, x in d.ood.items()) + ".", "",
-        "## Training", "",
+        + ", ".join(f"{k} {len(v[1])}" for k, v in d.splits.items())
+        + f" images, {d.num_classes} classes "
+        f"({' '.join(d.classes)}). OOD sets: "
+        + ", ".join(f"{n} ({d.ood_kind.get(n, '?')}, {len(x)})" for n, x in d.ood.items())
+        + ".",
+        "",
+        "## Training",
+        "",
         f"Mode `{cfg['mode']}`, {metrics['epochs']} epochs in {wall / 60:.1f} min of wall time on "
-        f"{'the build machine'}; exported checkpoint: `last.ckpt` (end of the cosine schedule).", "",
-        "```json", json.dumps(cfg, indent=1), "```", "",
-        "## Measured (from calibration.json)", "",
+        f"{'the build machine'}; exported checkpoint: `last.ckpt` (end of the cosine schedule).",
+        "",
+        "```json",
+        json.dumps(cfg, indent=1),
+        "```",
+        "",
+        "## Measured (from calibration.json)",
+        "",
         f"- ID {cal['split']} split: accuracy **{acc:.4f}**, ECE {cal['id']['ece']:.4f} (N = {cal['id']['n']}).",
         f"- Threshold: energy > **{cal['threshold']:.4f}** flags a scan; it keeps {cal['measured_tpr']:.4f} of real glyphs "
         f"(target TPR {cal['target_tpr']}).",
-        "", "| OOD set | kind | energy AUROC | FPR95 | missed at threshold |", "|---|---|---|---|---|",
-        *[f"| {n} | {m['kind']} | {m['scores']['energy']['auroc']:.4f} | {m['scores']['energy']['fpr95']:.4f} | "
-          f"{m['fpr_at_threshold']:.4f} |" for n, m in {**sets, **{f"all {k}": v for k, v in cal['metrics']['kinds'].items()}}.items()],
-        "", f"Outlier exposure: {', '.join(sorted(exposure)) if exposure else 'none'} "
-        + ("(with the real training works' own words, fragments, blanks and other symbols) " if exposure and cfg.get("real_dir") else "")
+        "",
+        "| OOD set | kind | energy AUROC | FPR95 | missed at threshold |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {n} | {m['kind']} | {m['scores']['energy']['auroc']:.4f} | {m['scores']['energy']['fpr95']:.4f} | "
+            f"{m['fpr_at_threshold']:.4f} |"
+            for n, m in {**sets, **{f"all {k}": v for k, v in cal["metrics"]["kinds"].items()}}.items()
+        ],
+        "",
+        f"Outlier exposure: {', '.join(sorted(exposure)) if exposure else 'none'} "
+        + (
+            "(with the real training works' own words, fragments, blanks and other symbols) "
+            if exposure and cfg.get("real_dir")
+            else ""
+        )
         + "were seen in training as negatives; every other set is an evaluation set, never seen: "
-        + ", ".join(sorted(n for n in sets if n not in exposure)) + " (ood_ta / ood_tb are mixes that include exposure kinds).",
-        "", "## Robustness panel", "",
+        + ", ".join(sorted(n for n in sets if n not in exposure))
+        + " (ood_ta / ood_tb are mixes that include exposure kinds).",
+        "",
+        "## Robustness panel",
+        "",
         "The ID test split re-cut and degraded as real pipelines do, at the shipped threshold "
         f"(target: no row loses more than {100 * PANEL_LIMIT:.0f} points of accuracy or flags more than "
-        f"{100 * PANEL_LIMIT:.0f} points more glyphs).", "",
-        "| perturbation | accuracy | Δ | flagged | Δ | |", "|---|---|---|---|---|---|",
-        *[f"| {n} | {r['accuracy']:.4f} | {100 * r['d_accuracy']:+.1f} pt | {r['flagged']:.4f} | {100 * r['d_flagged']:+.1f} pt | "
-          f"{'' if n == 'clean' else 'met' if r['d_accuracy'] >= -PANEL_LIMIT and r['d_flagged'] <= PANEL_LIMIT else '**missed**'} |"
-          for n, r in cal.get("robustness", {}).items()],
-        "", *_real_section(evaluated),
-        "", "## Against the targets", "", "| quantity | measured | target | |", "|---|---|---|---|",
-        *[f"| {name} | {_fmt(v)} | {'>' if 'classifier' in name else '≥'} {t:.4f} | {'met' if ok else '**missed** by ' + _fmt(t - v)} |"
-          for name, v, t, ok in checks],
-        "", "## Detectors compared (AUROC / FPR95, same data)", "",
+        f"{100 * PANEL_LIMIT:.0f} points more glyphs).",
+        "",
+        "| perturbation | accuracy | Δ | flagged | Δ | |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {n} | {r['accuracy']:.4f} | {100 * r['d_accuracy']:+.1f} pt | {r['flagged']:.4f} | {100 * r['d_flagged']:+.1f} pt | "
+            f"{'' if n == 'clean' else 'met' if r['d_accuracy'] >= -PANEL_LIMIT and r['d_flagged'] <= PANEL_LIMIT else '**missed**'} |"
+            for n, r in cal.get("robustness", {}).items()
+        ],
+        "",
+        *_real_section(evaluated),
+        "",
+        "## Against the targets",
+        "",
+        "| quantity | measured | target | |",
+        "|---|---|---|---|",
+        *[
+            f"| {name} | {_fmt(v)} | {'>' if 'classifier' in name else '≥'} {t:.4f} | {'met' if ok else '**missed** by ' + _fmt(t - v)} |"
+            for name, v, t, ok in checks
+        ],
+        "",
+        "## Detectors compared (AUROC / FPR95, same data)",
+        "",
         "| detector | all far | all near | " + " | ".join(n for n in sets) + " |",
         "|---|---|---|" + "---|" * len(sets),
-        *[f"| {det} | {row['all far']['auroc']:.3f} / {row['all far']['fpr95']:.3f} | {row['all near']['auroc']:.3f} / "
-          f"{row['all near']['fpr95']:.3f} | " + " | ".join(f"{row[n]['auroc']:.3f}" for n in sets) + " |"
-          for det, row in cmp.items()],
-        "", "Full report with histograms, ROC curves, reliability diagram and the hardest cases: `report/index.html`.", "",
-        "## Limits", "",
+        *[
+            f"| {det} | {row['all far']['auroc']:.3f} / {row['all far']['fpr95']:.3f} | {row['all near']['auroc']:.3f} / "
+            f"{row['all near']['fpr95']:.3f} | " + " | ".join(f"{row[n]['auroc']:.3f}" for n in sets) + " |"
+            for det, row in cmp.items()
+        ],
+        "",
+        "Full report with histograms, ROC curves, reliability diagram and the hardest cases: `report/index.html`.",
+        "",
+        "## Limits",
+        "",
         "- The synthetic corpus is rendered from 23 digital typefaces; the real glyphs come from 12 works of the 16th century. "
         "Other centuries, faces and scanners differ (type wear, show-through): measure on your own pages "
         "(`glyphgate data import-page`, `glyphgate evaluate`) before trusting the threshold.",
@@ -136,8 +242,11 @@ def write_card(artifacts: str | Path, run: str | Path, data: str | Path, baselin
 def _real_data_lines(cfg: dict) -> list[str]:
     real = cfg.get("real_dir")
     if not real:
-        return ["**No real glyphs**: `make model` ran without `REAL` (../shared/real/vd-sbb-16c was not there), so this "
-                "model saw the synthetic corpus only.", ""]
+        return [
+            "**No real glyphs**: `make model` ran without `REAL` (../shared/real/vd-sbb-16c was not there), so this "
+            "model saw the synthetic corpus only.",
+            "",
+        ]
     splits = read_json(VD_SBB_SPLITS)
     return [
         f"Real glyphs (`{real}`, imported with `glyphgate data import-page --split-by-work training/vd_sbb_splits.json`), "
@@ -149,34 +258,60 @@ def _real_data_lines(cfg: dict) -> list[str]:
         f"- test works (never trained or tuned on): {', '.join(splits['test'])}.",
         "Tilde abbreviations (ã ẽ ĩ õ ũ) are the same cast bar as the corpus' macron classes and map onto ā ē ī ō ū; MUFI "
         "ligatures (private-use characters), combining e-above umlauts, digits, punctuation and capitals outside the 42 "
-        "classes go to ood/other_symbols.", "",
+        "classes go to ood/other_symbols.",
+        "",
     ]
 
 
 def _real_section(real: dict) -> list[str]:
     if not real:
-        return ["## Real pages", "", "Not measured: `make real-eval` writes real_scans.json when the real pages are present."]
+        return [
+            "## Real pages",
+            "",
+            "Not measured: `make real-eval` writes real_scans.json when the real pages are present.",
+        ]
     kinds = sorted({k for r in real.values() for k in r["ood"]})
-    lines = ["## Real pages", "",
-             "Glyphs cut from real pages with `glyphgate data import-page` (box crops), scored at the shipped threshold; "
-             "AUROC of the glyphs' energy against the same pages' whole words, fragments (half of one glyph and half of "
-             "the next), blank margins and other symbols. Measured, never tuned against.", "",
-             "| collection | glyphs | accuracy | flagged | " + " | ".join(f"AUROC vs {k}" for k in kinds) + " |",
-             "|---|---|---|---|" + "---|" * len(kinds)]
+    lines = [
+        "## Real pages",
+        "",
+        "Glyphs cut from real pages with `glyphgate data import-page` (box crops), scored at the shipped threshold; "
+        "AUROC of the glyphs' energy against the same pages' whole words, fragments (half of one glyph and half of "
+        "the next), blank margins and other symbols. Measured, never tuned against.",
+        "",
+        "| collection | glyphs | accuracy | flagged | " + " | ".join(f"AUROC vs {k}" for k in kinds) + " |",
+        "|---|---|---|---|" + "---|" * len(kinds),
+    ]
     for name, r in real.items():
-        lines.append(f"| {name} | {r['n_glyphs']} | {r['accuracy']:.4f} | {r['flagged_at_threshold']:.4f} | "
-                     + " | ".join(f"{r['ood'][k]['auroc']:.3f}" if k in r["ood"] else "" for k in kinds) + " |")
-    lines += ["", "Against the real-scan targets:", "", "| collection | quantity | measured | target | |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {r['n_glyphs']} | {r['accuracy']:.4f} | {r['flagged_at_threshold']:.4f} | "
+            + " | ".join(f"{r['ood'][k]['auroc']:.3f}" if k in r["ood"] else "" for k in kinds)
+            + " |"
+        )
+    lines += [
+        "",
+        "Against the real-scan targets:",
+        "",
+        "| collection | quantity | measured | target | |",
+        "|---|---|---|---|---|",
+    ]
     for name, targets in REAL_TARGETS.items():
         if name not in real:
             continue
         r = real[name]
         for q, (bound, how) in targets.items():
-            v = r["accuracy"] if q == "accuracy" else r["flagged_at_threshold"] if q == "flagged" else r["ood"].get(q, {}).get("auroc")
+            v = (
+                r["accuracy"]
+                if q == "accuracy"
+                else r["flagged_at_threshold"]
+                if q == "flagged"
+                else r["ood"].get(q, {}).get("auroc")
+            )
             if v is None:
                 continue
             ok = v >= bound if how == "min" else v <= bound
-            lines.append(f"| {name} | {q if q in ('accuracy', 'flagged') else 'AUROC vs ' + q} | {v:.4f} | "
-                         f"{'≥' if how == 'min' else '≤'} {bound} | {'met' if ok else '**missed**'} |")
+            lines.append(
+                f"| {name} | {q if q in ('accuracy', 'flagged') else 'AUROC vs ' + q} | {v:.4f} | "
+                f"{'≥' if how == 'min' else '≤'} {bound} | {'met' if ok else '**missed**'} |"
+            )
     lines += ["", "Sources: " + "; ".join(f"{n}: {r['source']}" for n, r in real.items()) + "."]
     return lines

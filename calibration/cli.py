@@ -4,20 +4,56 @@ from __future__ import annotations
 
 
 def add_calibrate_arguments(p):
-    p.add_argument("--artifacts", required=True, help="artifacts folder from `glyphgate export`; calibration.json and report/ go there")
+    p.add_argument(
+        "--artifacts",
+        required=True,
+        help="artifacts folder from `glyphgate export`; calibration.json and report/ go there",
+    )
     p.add_argument("--data", required=True, help="data folder with the ID split and the OOD sets")
-    p.add_argument("--target-tpr", type=float, default=0.95, help="share of real glyphs kept below the threshold (default 0.95)")
+    p.add_argument(
+        "--target-tpr",
+        type=float,
+        default=0.95,
+        help="share of real glyphs kept below the threshold (default 0.95)",
+    )
     p.add_argument("--split", default="test", help="ID split the threshold is fitted on (default test)")
-    p.add_argument("--baseline", action="append", default=[], metavar="ARTIFACTS",
-                   help="artifacts folder of a baseline model (e.g. the classifier-mode run) to compare; repeatable")
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="ARTIFACTS",
+        help="artifacts folder of a baseline model (e.g. the classifier-mode run) to compare; repeatable",
+    )
     p.add_argument("--no-rbm", action="store_true", help="skip the BernoulliRBM baseline")
-    c = p.add_argument_group("an archive's own collection (any folder that is not a full data set of the model's classes)")
-    c.add_argument("--name", default=None, help="the collection's name in calibration.json (default: the folder's name)")
-    c.add_argument("--unlabelled", action="store_true", help="DATA holds unlabelled glyphs (every image outside ood/): threshold only")
-    c.add_argument("--unknown-as-ood", action="store_true", help="class folders that name no class of the model are OOD, not left out")
-    c.add_argument("--ood", action="append", default=[], metavar="DIR", help="a folder of the collection's own rejects; repeatable")
-    c.add_argument("--target-fpr", type=float, default=None,
-                   help="fit the threshold so at most this share of the rejects is accepted (instead of --target-tpr)")
+    c = p.add_argument_group(
+        "an archive's own collection (any folder that is not a full data set of the model's classes)"
+    )
+    c.add_argument(
+        "--name", default=None, help="the collection's name in calibration.json (default: the folder's name)"
+    )
+    c.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="DATA holds unlabelled glyphs (every image outside ood/): threshold only",
+    )
+    c.add_argument(
+        "--unknown-as-ood",
+        action="store_true",
+        help="class folders that name no class of the model are OOD, not left out",
+    )
+    c.add_argument(
+        "--ood",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of the collection's own rejects; repeatable",
+    )
+    c.add_argument(
+        "--target-fpr",
+        type=float,
+        default=None,
+        help="fit the threshold so at most this share of the rejects is accepted (instead of --target-tpr)",
+    )
 
 
 def calibrate(args) -> int:
@@ -27,18 +63,30 @@ def calibrate(args) -> int:
 
     from .calibrate import calibrate as run
 
-    collection = args.name or args.unlabelled or args.unknown_as_ood or args.ood or args.target_fpr is not None
+    collection = (
+        args.name or args.unlabelled or args.unknown_as_ood or args.ood or args.target_fpr is not None
+    )
     if collection or not is_full_dataset(Path(args.data)):
         return _calibrate_collection(args)
 
-    cal = run(args.artifacts, args.data, target_tpr=args.target_tpr, split=args.split, baselines=args.baseline,
-              rbm=not args.no_rbm)
+    cal = run(
+        args.artifacts,
+        args.data,
+        target_tpr=args.target_tpr,
+        split=args.split,
+        baselines=args.baseline,
+        rbm=not args.no_rbm,
+    )
     kinds = cal["metrics"]["kinds"]
-    print(f"threshold {cal['threshold']:.4f}: TPR on {cal['split']} {cal['measured_tpr']:.4f} (target {cal['target_tpr']}), "
-          f"accuracy {cal['id']['accuracy']:.4f}, ECE {cal['id']['ece']:.4f}")
+    print(
+        f"threshold {cal['threshold']:.4f}: TPR on {cal['split']} {cal['measured_tpr']:.4f} (target {cal['target_tpr']}), "
+        f"accuracy {cal['id']['accuracy']:.4f}, ECE {cal['id']['ece']:.4f}"
+    )
     for kind, m in kinds.items():
-        print(f"  {kind:7s} OOD: energy AUROC {m['scores']['energy']['auroc']:.4f}, FPR95 {m['scores']['energy']['fpr95']:.4f}, "
-              f"missed at threshold {m['fpr_at_threshold']:.4f}")
+        print(
+            f"  {kind:7s} OOD: energy AUROC {m['scores']['energy']['auroc']:.4f}, FPR95 {m['scores']['energy']['fpr95']:.4f}, "
+            f"missed at threshold {m['fpr_at_threshold']:.4f}"
+        )
     print(f"wrote {args.artifacts}/calibration.json and {args.artifacts}/report/index.html")
     return 0
 
@@ -59,8 +107,14 @@ def card(args) -> int:
 
 
 def add_evaluate_arguments(p):
-    p.add_argument("--artifacts", required=True, help="calibrated artifacts folder; results go to its real_scans.json and report/")
-    p.add_argument("--data", required=True, help="folder from `glyphgate data import-page`: <class>/ and ood/<kind>/")
+    p.add_argument(
+        "--artifacts",
+        required=True,
+        help="calibrated artifacts folder; results go to its real_scans.json and report/",
+    )
+    p.add_argument(
+        "--data", required=True, help="folder from `glyphgate data import-page`: <class>/ and ood/<kind>/"
+    )
     p.add_argument("--name", required=True, help="name of this collection in real_scans.json (e.g. kant-bin)")
     p.add_argument("--source", default="", help="where the pages come from and their licence, for the card")
 
@@ -76,19 +130,40 @@ def evaluate(args) -> int:
 def _calibrate_collection(args) -> int:
     from .collection import calibrate_collection
 
-    cal = calibrate_collection(args.artifacts, args.data, name=args.name, unlabelled=args.unlabelled,
-                               unknown_as_ood=args.unknown_as_ood, ood_dirs=args.ood, target_tpr=args.target_tpr,
-                               target_fpr=args.target_fpr)
+    cal = calibrate_collection(
+        args.artifacts,
+        args.data,
+        name=args.name,
+        unlabelled=args.unlabelled,
+        unknown_as_ood=args.unknown_as_ood,
+        ood_dirs=args.ood,
+        target_tpr=args.target_tpr,
+        target_fpr=args.target_fpr,
+    )
     c = cal["collection"]
-    acc = "unlabelled" if cal["id"]["accuracy"] is None else f"accuracy {cal['id']['accuracy']:.4f} on {', '.join(c['classes_present'])}"
+    acc = (
+        "unlabelled"
+        if cal["id"]["accuracy"] is None
+        else f"accuracy {cal['id']['accuracy']:.4f} on {', '.join(c['classes_present'])}"
+    )
     print(f"collection {c['name']}: {c['n_glyphs']} glyphs, {acc}")
     if c["unknown_classes"]:
-        print(f"  not classes of the model ({'OOD' if c['unknown_as_ood'] else 'left out'}): "
-              + ", ".join(f"{k} ({v})" for k, v in c["unknown_classes"].items()))
-    print(f"threshold {cal['threshold']:.4f}: keeps {cal['measured_tpr']:.4f} of the collection's glyphs"
-          + (f" (target TPR {cal['target_tpr']})" if cal["target_fpr"] is None else f" (target FPR {cal['target_fpr']} on its rejects)"))
+        print(
+            f"  not classes of the model ({'OOD' if c['unknown_as_ood'] else 'left out'}): "
+            + ", ".join(f"{k} ({v})" for k, v in c["unknown_classes"].items())
+        )
+    print(
+        f"threshold {cal['threshold']:.4f}: keeps {cal['measured_tpr']:.4f} of the collection's glyphs"
+        + (
+            f" (target TPR {cal['target_tpr']})"
+            if cal["target_fpr"] is None
+            else f" (target FPR {cal['target_fpr']} on its rejects)"
+        )
+    )
     for name, m in cal["metrics"]["sets"].items():
         e = m["scores"]["energy"]
-        print(f"  {name}: AUROC {e['auroc']:.4f}, FPR95 {e['fpr95']:.4f}, flagged at threshold {m['flagged_at_threshold']:.4f} (N = {m['n']})")
+        print(
+            f"  {name}: AUROC {e['auroc']:.4f}, FPR95 {e['fpr95']:.4f}, flagged at threshold {m['flagged_at_threshold']:.4f} (N = {m['n']})"
+        )
     print(f"wrote {args.artifacts}/calibration.json and {args.artifacts}/report/index.html")
     return 0

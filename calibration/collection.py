@@ -20,22 +20,41 @@ from pathlib import Path
 
 import numpy as np
 
-from training.artifacts import CALIBRATION_JSON, CLASSES_JSON, MODEL_ONNX, load_calibration, read_json, require, sha256
-from training.data_folders import EXTENSIONS, load_files, read_named_classes, read_ood_folders
-from training.errors import DataError
+from glyphgate.core.artifacts import (
+    CALIBRATION_JSON,
+    CLASSES_JSON,
+    MODEL_ONNX,
+    load_calibration,
+    read_json,
+    require,
+    sha256,
+)
+from glyphgate.core.errors import DataError
+from glyphgate.core.grid import save_grid
+from glyphgate.core.onnx_model import OnnxModel, softmax
+from training.data_folders import (
+    EXTENSIONS,
+    load_files,
+    read_named_classes,
+    read_ood_folders,
+)
 
 from . import report as rep
 from .calibrate import energy_histogram
 from .metrics import expected_calibration_error, fit_threshold, ood_metrics
-from .scores import OnnxRunner, softmax
 
 SCHEMA_VERSION = 1
 FEW_GLYPHS = 200  # below this a 95 % quantile rests on a handful of glyphs: the report warns
 
 
 def _images_under(root: Path, skip_ood: bool = True) -> list[str]:
-    return sorted(str(p) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS
-                  and not (skip_ood and "ood" in p.relative_to(root).parts[:1]))
+    return sorted(
+        str(p)
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in EXTENSIONS
+        and not (skip_ood and "ood" in p.relative_to(root).parts[:1])
+    )
 
 
 def threshold_at_fpr(e_ood: np.ndarray, target_fpr: float) -> float:
@@ -60,12 +79,25 @@ def reference_metrics(folder: Path) -> dict | None:
         return None  # made for another model: nothing to compare with
     if old.get("reference"):
         return old["reference"]
-    return {"data": old.get("data"), "threshold": old["threshold"], "id": old["id"], "metrics": old["metrics"]}
+    return {
+        "data": old.get("data"),
+        "threshold": old["threshold"],
+        "id": old["id"],
+        "metrics": old["metrics"],
+    }
 
 
-def calibrate_collection(artifacts: str | Path, data: str | Path, name: str | None = None, unlabelled: bool = False,
-                         unknown_as_ood: bool = False, ood_dirs: list[str | Path] = (), target_tpr: float = 0.95,
-                         target_fpr: float | None = None, log=print) -> dict:
+def calibrate_collection(
+    artifacts: str | Path,
+    data: str | Path,
+    name: str | None = None,
+    unlabelled: bool = False,
+    unknown_as_ood: bool = False,
+    ood_dirs: list[str | Path] = (),
+    target_tpr: float = 0.95,
+    target_fpr: float | None = None,
+    log=print,
+) -> dict:
     folder = require(artifacts, MODEL_ONNX, CLASSES_JSON)
     classes = read_json(folder / CLASSES_JSON)
     data = Path(data)
@@ -89,41 +121,67 @@ def calibrate_collection(artifacts: str | Path, data: str | Path, name: str | No
         x, y = xt.numpy(), yt.numpy()
         if unknown_as_ood and unknown:
             ood["unknown_classes"] = load_files(
-                [f for n in unknown for f in _images_under(data / n, skip_ood=False)], "unknown classes").numpy()
+                [f for n in unknown for f in _images_under(data / n, skip_ood=False)], "unknown classes"
+            ).numpy()
         if len(x) == 0:
-            raise DataError(f"{data}: none of its class folders names a class of the model "
-                            f"(found {', '.join(sorted(unknown))}); use --unlabelled for unlabelled glyphs")
+            raise DataError(
+                f"{data}: none of its class folders names a class of the model "
+                f"(found {', '.join(sorted(unknown))}); use --unlabelled for unlabelled glyphs"
+            )
     ood.update({k: v.numpy() for k, v in read_ood_folders(data).items()})
     for d in ood_dirs:
         d = Path(d)
         files = _images_under(d, skip_ood=False) if d.is_dir() else []
         if not files:
             raise DataError(f"{d}: --ood folder not found or holds no images")
-        ood[d.name if d.name not in ood else f"{d.parent.name}_{d.name}"] = load_files(files, f"ood {d.name}").numpy()
+        ood[d.name if d.name not in ood else f"{d.parent.name}_{d.name}"] = load_files(
+            files, f"ood {d.name}"
+        ).numpy()
     if target_fpr is not None and not ood:
-        raise DataError("--target-fpr needs rejects to count false alarms on: give --ood DIR or an ood/ folder")
+        raise DataError(
+            "--target-fpr needs rejects to count false alarms on: give --ood DIR or an ood/ folder"
+        )
 
-    runner = OnnxRunner(folder / MODEL_ONNX)
-    logits, e_id = runner(x)
-    e_ood = {k: runner(v)[1] for k, v in ood.items()}
+    runner = OnnxModel(folder / MODEL_ONNX, cpu_only=True)
+    logits, e_id = runner.run(x, batch=256)
+    e_ood = {k: runner.run(v, batch=256)[1] for k, v in ood.items()}
     if target_fpr is None:
         threshold, measured_tpr = fit_threshold(e_id, target_tpr)
     else:
         threshold = threshold_at_fpr(np.concatenate(list(e_ood.values())), target_fpr)
         measured_tpr = float(np.mean(e_id <= threshold))
-    warning = (f"the threshold rests on {len(e_id)} glyphs (fewer than {FEW_GLYPHS}): its false-alarm rate is "
-               "uncertain by several points" if len(e_id) < FEW_GLYPHS else None)
+    warning = (
+        f"the threshold rests on {len(e_id)} glyphs (fewer than {FEW_GLYPHS}): its false-alarm rate is "
+        "uncertain by several points"
+        if len(e_id) < FEW_GLYPHS
+        else None
+    )
     if warning:
         log(f"warning: {warning}")
 
     sets = {}
     for k, e in e_ood.items():
-        sets[k] = {"kind": "unknown", "n": int(len(e)), "fpr_at_threshold": float(np.mean(e <= threshold)),
-                   "flagged_at_threshold": float(np.mean(e > threshold)), "scores": {"energy": ood_metrics(e_id, e)}}
+        sets[k] = {
+            "kind": "unknown",
+            "n": int(len(e)),
+            "fpr_at_threshold": float(np.mean(e <= threshold)),
+            "flagged_at_threshold": float(np.mean(e > threshold)),
+            "scores": {"energy": ood_metrics(e_id, e)},
+        }
     pooled = np.concatenate(list(e_ood.values())) if e_ood else None
-    kinds = ({"unknown": {"kind": "unknown", "n": int(len(pooled)), "sets": list(sets),
-                          "fpr_at_threshold": float(np.mean(pooled <= threshold)),
-                          "scores": {"energy": ood_metrics(e_id, pooled)}}} if pooled is not None else {})
+    kinds = (
+        {
+            "unknown": {
+                "kind": "unknown",
+                "n": int(len(pooled)),
+                "sets": list(sets),
+                "fpr_at_threshold": float(np.mean(pooled <= threshold)),
+                "scores": {"energy": ood_metrics(e_id, pooled)},
+            }
+        }
+        if pooled is not None
+        else {}
+    )
     accuracy = float(np.mean(logits.argmax(1) == y)) if y is not None else None
     cal = {
         "schema_version": SCHEMA_VERSION,
@@ -136,24 +194,38 @@ def calibrate_collection(artifacts: str | Path, data: str | Path, name: str | No
         "split": "collection",
         "model_sha256": sha256(folder / MODEL_ONNX),
         "classes": classes,
-        "id": {"n": int(len(e_id)), "accuracy": accuracy,
-               "ece": expected_calibration_error(softmax(logits), y) if y is not None else None,
-               "energy_quantiles": {q: float(np.quantile(e_id, float(q))) for q in ("0.01", "0.5", "0.95", "0.99")}},
+        "id": {
+            "n": int(len(e_id)),
+            "accuracy": accuracy,
+            "ece": expected_calibration_error(softmax(logits), y) if y is not None else None,
+            "energy_quantiles": {
+                q: float(np.quantile(e_id, float(q))) for q in ("0.01", "0.5", "0.95", "0.99")
+            },
+        },
         "id_energies": np.sort(e_id).round(6).tolist(),
         "score_functions": ["energy"],
         "metrics": {"sets": sets, "kinds": kinds},
         "comparison": {},
         "energy_histogram": energy_histogram(e_id, {"unknown": pooled} if pooled is not None else {}),
-        "collection": {"name": name, "data": str(data), "labelled": y is not None, "n_glyphs": int(len(e_id)),
-                       "classes_present": sorted({classes[c] for c in np.unique(y)}) if y is not None else [],
-                       "unknown_classes": unknown, "unknown_as_ood": unknown_as_ood, "warning": warning},
+        "collection": {
+            "name": name,
+            "data": str(data),
+            "labelled": y is not None,
+            "n_glyphs": int(len(e_id)),
+            "classes_present": sorted({classes[c] for c in np.unique(y)}) if y is not None else [],
+            "unknown_classes": unknown,
+            "unknown_as_ood": unknown_as_ood,
+            "warning": warning,
+        },
         "reference": reference_metrics(folder),
         "baselines": [],
         "data": str(data),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (folder / "real_scans.json").unlink(missing_ok=True)  # measured at the old threshold
-    (folder / CALIBRATION_JSON).write_text(json.dumps(cal, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / CALIBRATION_JSON).write_text(
+        json.dumps(cal, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     _report(folder / "report", cal, x, e_id, e_ood)
     return cal
 
@@ -162,9 +234,11 @@ def _report(out: Path, cal: dict, x: np.ndarray, e_id: np.ndarray, e_ood: dict) 
     out.mkdir(parents=True, exist_ok=True)
     figures = {}
     if e_ood:
-        rep.energy_histograms(out / "energy_histograms.png", e_id, e_ood, {k: "unknown" for k in e_ood}, cal["threshold"])
+        rep.energy_histograms(
+            out / "energy_histograms.png", e_id, e_ood, {k: "unknown" for k in e_ood}, cal["threshold"]
+        )
         figures["Energy: the collection's glyphs vs each of its OOD sets"] = "energy_histograms.png"
-    rep.image_grid(out / "false_alarms.png", x[np.argsort(-e_id)])
+    save_grid(x[np.argsort(-e_id)], out / "false_alarms.png", nrow=8, limit=64)
     figures["False alarms: the collection's 64 highest-energy glyphs"] = "false_alarms.png"
     (out / "figures.json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     rep.write_index(out / "index.html", cal, cal["comparison"], figures)

@@ -10,22 +10,18 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-
-def _labels(s_id: np.ndarray, s_ood: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    scores = np.r_[np.asarray(s_id, float), np.asarray(s_ood, float)]
-    is_ood = np.r_[np.zeros(len(s_id)), np.ones(len(s_ood))]
-    return scores, is_ood
+from glyphgate.core.ood_labels import id_vs_ood
 
 
 def fpr_at_tpr(s_id, s_ood, tpr: float = 0.95) -> float:
     """Share of OOD scoring below the lowest threshold that keeps >= `tpr` of ID (ID = positive)."""
-    scores, is_ood = _labels(s_id, s_ood)
+    scores, is_ood = id_vs_ood(s_id, s_ood)
     fpr, tprs, _ = roc_curve(1 - is_ood, -scores)
     return float(fpr[np.searchsorted(tprs, tpr, side="left")])
 
 
 def ood_metrics(s_id, s_ood) -> dict[str, float]:
-    scores, is_ood = _labels(s_id, s_ood)
+    scores, is_ood = id_vs_ood(s_id, s_ood)
     unit = lambda v: float(np.clip(v, 0.0, 1.0))  # noqa: E731  (average precision can round to 1 + 2e-16)
     return {
         "auroc": unit(roc_auc_score(is_ood, scores)),

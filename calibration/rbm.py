@@ -4,7 +4,6 @@ contrastive divergence) on binarised scans, scored by its free energy (higher = 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.neural_network import BernoulliRBM
 
 
@@ -14,7 +13,9 @@ def binarise(x: np.ndarray) -> np.ndarray:
 
 
 def fit_rbm(x_train: np.ndarray, hidden: int = 256, epochs: int = 15, seed: int = 0) -> BernoulliRBM:
-    rbm = BernoulliRBM(n_components=hidden, learning_rate=0.02, batch_size=64, n_iter=epochs, random_state=seed)
+    rbm = BernoulliRBM(
+        n_components=hidden, learning_rate=0.02, batch_size=64, n_iter=epochs, random_state=seed
+    )
     return rbm.fit(binarise(x_train))
 
 
@@ -25,5 +26,5 @@ def free_energy(rbm: BernoulliRBM, x: np.ndarray) -> np.ndarray:
     two calls disagree; the free energy is exact and deterministic.)"""
     v = binarise(x)
     pre = v @ rbm.components_.T + rbm.intercept_hidden_
-    softplus = logsumexp(np.stack([np.zeros_like(pre), pre]), axis=0)
+    softplus = np.logaddexp(0.0, pre)
     return -(v @ rbm.intercept_visible_) - softplus.sum(1)

@@ -16,13 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
-from training.artifacts import CLASSES_JSON, MODEL_ONNX, load_calibration, read_json, require
+from glyphgate.core.artifacts import (
+    CLASSES_JSON,
+    MODEL_ONNX,
+    load_calibration,
+    read_json,
+    require,
+)
+from glyphgate.core.errors import DataError
+from glyphgate.core.grid import save_grid
+from glyphgate.core.onnx_model import OnnxModel
 from training.data_folders import read_named_classes, read_ood_folders
-from training.errors import DataError
 
 from . import report as rep
 from .metrics import ood_metrics
-from .scores import OnnxRunner
 
 REAL_SCANS_JSON = "real_scans.json"
 
@@ -38,13 +45,19 @@ def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: st
     if len(x) == 0:
         raise DataError(f"{data}: no glyphs of the model's classes")
     ood = read_ood_folders(data)
-    runner = OnnxRunner(folder / MODEL_ONNX)
-    logits, energy = runner(x.numpy())
+    runner = OnnxModel(folder / MODEL_ONNX, cpu_only=True)
+    logits, energy = runner.run(x.numpy(), batch=256)
     pred = logits.argmax(1)
     y = y.numpy()
     flagged = energy > cal["threshold"]
-    per_class = {classes[c]: {"n": int((y == c).sum()), "accuracy": float((pred[y == c] == c).mean()),
-                              "flagged": float(flagged[y == c].mean())} for c in np.unique(y)}
+    per_class = {
+        classes[c]: {
+            "n": int((y == c).sum()),
+            "accuracy": float((pred[y == c] == c).mean()),
+            "flagged": float(flagged[y == c].mean()),
+        }
+        for c in np.unique(y)
+    }
     result = {
         "data": str(data),
         "source": source or str(data),
@@ -60,20 +73,25 @@ def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: st
     }
     energies = {}
     for kind, xo in ood.items():
-        _, eo = runner(xo.numpy())
+        _, eo = runner.run(xo.numpy(), batch=256)
         energies[kind] = eo
         m = ood_metrics(energy, eo)
-        result["ood"][kind] = {"n": int(len(eo)), "auroc": m["auroc"], "fpr95": m["fpr95"],
-                               "caught_at_threshold": float((eo > cal["threshold"]).mean())}
+        result["ood"][kind] = {
+            "n": int(len(eo)),
+            "auroc": m["auroc"],
+            "fpr95": m["fpr95"],
+            "caught_at_threshold": float((eo > cal["threshold"]).mean()),
+        }
 
     out = folder / "report"
     out.mkdir(parents=True, exist_ok=True)
     wrong = np.flatnonzero((pred != y) | flagged)
     order = wrong[np.argsort(-energy[wrong])]
-    rep.image_grid(out / f"real_{name}_misses.png", x.numpy()[order])
+    save_grid(x.numpy()[order], out / f"real_{name}_misses.png", nrow=8, limit=64)
     if energies:
-        rep.energy_histograms(out / f"real_{name}_energy.png", energy, energies, {k: "real" for k in energies},
-                              cal["threshold"])
+        rep.energy_histograms(
+            out / f"real_{name}_energy.png", energy, energies, {k: "real" for k in energies}, cal["threshold"]
+        )
     path = folder / REAL_SCANS_JSON
     everything = read_json(path) if path.is_file() else {}
     everything[name] = result
@@ -86,5 +104,7 @@ def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: st
 
 def summary_line(name: str, r: dict) -> str:
     ood = ", ".join(f"{k} {v['auroc']:.3f}" for k, v in sorted(r["ood"].items()))
-    return (f"{name}: {r['n_glyphs']} glyphs of {r['n_classes']} classes: accuracy {r['accuracy']:.4f}, "
-            f"flagged {r['flagged_at_threshold']:.1%}; AUROC vs {ood or 'no OOD kinds'}")
+    return (
+        f"{name}: {r['n_glyphs']} glyphs of {r['n_classes']} classes: accuracy {r['accuracy']:.4f}, "
+        f"flagged {r['flagged_at_threshold']:.1%}; AUROC vs {ood or 'no OOD kinds'}"
+    )

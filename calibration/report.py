@@ -10,9 +10,9 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
-from torchvision.utils import save_image  # noqa: E402
+
+from glyphgate.core.ood_labels import id_vs_ood  # noqa: E402
 
 KIND_COLOUR = {"far": "tab:red", "near": "tab:orange", "unknown": "tab:grey"}
 
@@ -28,12 +28,18 @@ def energy_histograms(path: Path, e_id, e_ood: dict, kinds: dict, threshold: flo
     bins = np.linspace(lo, hi, 60)
     for ax, name in zip(axes.flat, names):
         ax.hist(e_id, bins=bins, density=True, alpha=0.6, color="tab:blue", label="ID test")
-        ax.hist(e_ood[name], bins=bins, density=True, alpha=0.6, color=KIND_COLOUR.get(kinds.get(name), "tab:grey"),
-                label=f"{name} ({kinds.get(name, '?')})")
+        ax.hist(
+            e_ood[name],
+            bins=bins,
+            density=True,
+            alpha=0.6,
+            color=KIND_COLOUR.get(kinds.get(name), "tab:grey"),
+            label=f"{name} ({kinds.get(name, '?')})",
+        )
         ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
         ax.set_title(name, fontsize=9)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.supxlabel("energy  (higher = more OOD; dashed = threshold)")
     fig.tight_layout()
@@ -47,15 +53,16 @@ def roc_curves(path: Path, scores_id: dict, scores_ood: dict, kinds: dict) -> No
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4), squeeze=False)
     for ax, score in zip(axes[0], names):
         for ood_name, by_score in scores_ood.items():
-            s = np.r_[scores_id[score], by_score[score]]
-            y = np.r_[np.zeros(len(scores_id[score])), np.ones(len(by_score[score]))]
+            s, y = id_vs_ood(scores_id[score], by_score[score])
             fpr, tpr, _ = roc_curve(y, s)
             ax.plot(fpr, tpr, color=KIND_COLOUR.get(kinds.get(ood_name), "tab:grey"), alpha=0.7, linewidth=1)
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8)
         ax.set_title(score)
         ax.set_xlabel("ID flagged (false alarm rate)")
         ax.set_ylabel("OOD flagged")
-    handles = [plt.Line2D([], [], color=c, label=k) for k, c in KIND_COLOUR.items() if k in set(kinds.values())]
+    handles = [
+        plt.Line2D([], [], color=c, label=k) for k, c in KIND_COLOUR.items() if k in set(kinds.values())
+    ]
     axes[0][-1].legend(handles=handles, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -78,13 +85,6 @@ def reliability_diagram(path: Path, rel: dict, ece: float) -> None:
     plt.close(fig)
 
 
-def image_grid(path: Path, x: np.ndarray, nrow: int = 8, limit: int | None = 64) -> None:
-    x = x[:limit] if limit else x
-    if len(x) == 0:  # nothing to show: a blank tile rather than no file
-        x = np.ones((1, 1, 56, 56), np.float32)
-    save_image(torch.as_tensor(x).float() * 0.5 + 0.5, path, nrow=nrow, padding=2, pad_value=1.0)
-
-
 def _table(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -95,69 +95,147 @@ def _real_section(real_scans: dict) -> str:
     if not real_scans:
         return "<p>No real pages evaluated (<code>glyphgate evaluate</code> writes them here).</p>"
     kinds = sorted({k for r in real_scans.values() for k in r["ood"]})
-    table = _table(["collection", "glyphs", "classes", "accuracy", "flagged at threshold"] + [f"AUROC vs {k}" for k in kinds], [
-        [html.escape(n), r["n_glyphs"], r["n_classes"], f"{r['accuracy']:.4f}", f"{r['flagged_at_threshold']:.4f}"]
-        + [f"{r['ood'][k]['auroc']:.3f}" if k in r["ood"] else "" for k in kinds] for n, r in real_scans.items()
-    ])
-    sources = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(r['source'])}</li>" for n, r in real_scans.items())
-    figs = "".join(f"<h3>{html.escape(n)}: real glyphs flagged or mislabelled, highest energy first "
-                   "(made on the machine that has the pages; not in the repository)</h3>"
-                   f"<img src='real_{html.escape(n)}_misses.png' alt='{html.escape(n)} misses'>" for n in real_scans)
+    table = _table(
+        ["collection", "glyphs", "classes", "accuracy", "flagged at threshold"]
+        + [f"AUROC vs {k}" for k in kinds],
+        [
+            [
+                html.escape(n),
+                r["n_glyphs"],
+                r["n_classes"],
+                f"{r['accuracy']:.4f}",
+                f"{r['flagged_at_threshold']:.4f}",
+            ]
+            + [f"{r['ood'][k]['auroc']:.3f}" if k in r["ood"] else "" for k in kinds]
+            for n, r in real_scans.items()
+        ],
+    )
+    sources = "".join(
+        f"<li><b>{html.escape(n)}</b>: {html.escape(r['source'])}</li>" for n, r in real_scans.items()
+    )
+    figs = "".join(
+        f"<h3>{html.escape(n)}: real glyphs flagged or mislabelled, highest energy first "
+        "(made on the machine that has the pages; not in the repository)</h3>"
+        f"<img src='real_{html.escape(n)}_misses.png' alt='{html.escape(n)} misses'>"
+        for n in real_scans
+    )
     return f"{table}<ul>{sources}</ul>{figs}"
 
 
-def write_index(path: Path, cal: dict, comparison: dict, figures: dict[str, str], real_scans: dict | None = None) -> None:
+def write_index(
+    path: Path, cal: dict, comparison: dict, figures: dict[str, str], real_scans: dict | None = None
+) -> None:
     """index.html: summary, per-set metrics of every score, the detector comparison, figures."""
     sets = cal["metrics"]["sets"]
     kinds_m = cal["metrics"]["kinds"]
-    summary = _table(["", ""], [
-        ["score", f"{cal['score']} (higher = more OOD; flagged when energy &gt; threshold)"],
-        ["threshold", f"{cal['threshold']:.4f}"],
-        ["target / measured TPR on ID " + html.escape(cal["split"]), f"{cal['target_tpr']:.3f} / {cal['measured_tpr']:.4f}  (N = {cal['id']['n']})"],
-        ["ID accuracy / ECE", "unlabelled" if cal["id"]["accuracy"] is None
-         else f"{cal['id']['accuracy']:.4f} / {cal['id']['ece']:.4f}"],
-        *([["collection", html.escape(f"{c['name']} ({c['data']}): {c['n_glyphs']} glyphs"
-                                      + (f"; classes {' '.join(c['classes_present'])}" if c["classes_present"] else "")
-                                      + (f"; not classes of the model: {', '.join(f'{k} ({v})' for k, v in c['unknown_classes'].items())}"
-                                         if c["unknown_classes"] else ""))]] if (c := cal.get("collection")) else []),
-        *([["<b>warning</b>", html.escape(cal["collection"]["warning"])]] if cal.get("collection", {}).get("warning") else []),
-        ["model.onnx sha256", f"<code>{cal['model_sha256']}</code>"],
-    ])
+    summary = _table(
+        ["", ""],
+        [
+            ["score", f"{cal['score']} (higher = more OOD; flagged when energy &gt; threshold)"],
+            ["threshold", f"{cal['threshold']:.4f}"],
+            [
+                "target / measured TPR on ID " + html.escape(cal["split"]),
+                f"{cal['target_tpr']:.3f} / {cal['measured_tpr']:.4f}  (N = {cal['id']['n']})",
+            ],
+            [
+                "ID accuracy / ECE",
+                "unlabelled"
+                if cal["id"]["accuracy"] is None
+                else f"{cal['id']['accuracy']:.4f} / {cal['id']['ece']:.4f}",
+            ],
+            *(
+                [
+                    [
+                        "collection",
+                        html.escape(
+                            f"{c['name']} ({c['data']}): {c['n_glyphs']} glyphs"
+                            + (f"; classes {' '.join(c['classes_present'])}" if c["classes_present"] else "")
+                            + (
+                                f"; not classes of the model: {', '.join(f'{k} ({v})' for k, v in c['unknown_classes'].items())}"
+                                if c["unknown_classes"]
+                                else ""
+                            )
+                        ),
+                    ]
+                ]
+                if (c := cal.get("collection"))
+                else []
+            ),
+            *(
+                [["<b>warning</b>", html.escape(cal["collection"]["warning"])]]
+                if cal.get("collection", {}).get("warning")
+                else []
+            ),
+            ["model.onnx sha256", f"<code>{cal['model_sha256']}</code>"],
+        ],
+    )
     per_set = _table(
-        ["OOD set", "kind", "N", "FPR at threshold", "detected"] + [f"{s} AUROC" for s in cal["score_functions"]]
+        ["OOD set", "kind", "N", "FPR at threshold", "detected"]
+        + [f"{s} AUROC" for s in cal["score_functions"]]
         + ["energy AUPR-in", "energy AUPR-out", "energy FPR95"],
-        [[html.escape(n), m["kind"], m["n"], f"{m['fpr_at_threshold']:.3f}", f"{1 - m['fpr_at_threshold']:.3f}"]
-         + [f"{m['scores'][s]['auroc']:.3f}" for s in cal["score_functions"]]
-         + [f"{m['scores']['energy'][k]:.3f}" for k in ("aupr_in", "aupr_out", "fpr95")]
-         for n, m in {**sets, **{f"all {k}": v for k, v in kinds_m.items()}}.items()],
+        [
+            [
+                html.escape(n),
+                m["kind"],
+                m["n"],
+                f"{m['fpr_at_threshold']:.3f}",
+                f"{1 - m['fpr_at_threshold']:.3f}",
+            ]
+            + [f"{m['scores'][s]['auroc']:.3f}" for s in cal["score_functions"]]
+            + [f"{m['scores']['energy'][k]:.3f}" for k in ("aupr_in", "aupr_out", "fpr95")]
+            for n, m in {**sets, **{f"all {k}": v for k, v in kinds_m.items()}}.items()
+        ],
     )
     cols = list(next(iter(comparison.values())).keys()) if comparison else []
-    compare = _table(["detector"] + cols, [
-        [html.escape(d)] + [f"{v[c]['auroc']:.3f} / {v[c]['fpr95']:.3f}" for c in cols] for d, v in comparison.items()
-    ])
+    compare = _table(
+        ["detector"] + cols,
+        [
+            [html.escape(d)] + [f"{v[c]['auroc']:.3f} / {v[c]['fpr95']:.3f}" for c in cols]
+            for d, v in comparison.items()
+        ],
+    )
     panel = cal.get("robustness", {})
-    robust = _table(["perturbation", "accuracy", "Δ accuracy", "flagged at threshold", "Δ flagged"], [
-        [html.escape(n), f"{r['accuracy']:.4f}", f"{100 * r['d_accuracy']:+.1f} pt", f"{r['flagged']:.4f}",
-         f"{100 * r['d_flagged']:+.1f} pt"] for n, r in panel.items()
-    ]) if panel else "<p>not measured</p>"
+    robust = (
+        _table(
+            ["perturbation", "accuracy", "Δ accuracy", "flagged at threshold", "Δ flagged"],
+            [
+                [
+                    html.escape(n),
+                    f"{r['accuracy']:.4f}",
+                    f"{100 * r['d_accuracy']:+.1f} pt",
+                    f"{r['flagged']:.4f}",
+                    f"{100 * r['d_flagged']:+.1f} pt",
+                ]
+                for n, r in panel.items()
+            ],
+        )
+        if panel
+        else "<p>not measured</p>"
+    )
     real = _real_section(real_scans or {})
-    figs = "".join(f"<h3>{html.escape(t)}</h3><img src='{html.escape(f)}' alt='{html.escape(t)}'>" for t, f in figures.items())
-    path.write_text(f"""<!doctype html>
+    figs = "".join(
+        f"<h3>{html.escape(t)}</h3><img src='{html.escape(f)}' alt='{html.escape(t)}'>"
+        for t, f in figures.items()
+    )
+    path.write_text(
+        f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>glyphgate calibration report</title>
 <style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;margin:1em 0;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}img{{max-width:100%;border:1px solid #ddd}}</style></head><body>
 <h1>glyphgate calibration report</h1>
-<p>Created {html.escape(cal['created'])} from <code>{html.escape(cal['data'])}</code>. Every score is oriented
+<p>Created {html.escape(cal["created"])} from <code>{html.escape(cal["data"])}</code>. Every score is oriented
 higher = more OOD. AUROC and AUPR-out take OOD as positive; AUPR-in and FPR95 take ID glyphs as positive
 (FPR95 = share of an OOD set still accepted when 95% of real glyphs are kept).</p>
 <h2>Threshold</h2>{summary}
 <h2>Per OOD set</h2>{per_set}
 <h2>Detectors compared (AUROC / FPR95)</h2>{compare}
-<h2>Robustness panel (ID {html.escape(cal['split'])} split at the shipped threshold)</h2>
+<h2>Robustness panel (ID {html.escape(cal["split"])} split at the shipped threshold)</h2>
 <p>Each row re-cuts or degrades every test glyph as a real pipeline would, then re-applies the one
 preprocessing function; Δ is the change from clean in points.</p>{robust}
 <h2>Real pages</h2>{real}
 <h2>Figures</h2>{figs}
 </body></html>
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )

@@ -16,8 +16,11 @@ def robustness_panel(runner, x: np.ndarray, y: np.ndarray, threshold: float) -> 
     rows = {}
     for name in ("clean", *PANEL):
         xp = x if name == "clean" else apply_panel(torch.as_tensor(x), name).numpy()
-        logits, energy = runner(xp)
-        rows[name] = {"accuracy": float(np.mean(logits.argmax(1) == y)), "flagged": float(np.mean(energy > threshold))}
+        logits, energy = runner.run(xp, batch=256)
+        rows[name] = {
+            "accuracy": float(np.mean(logits.argmax(1) == y)),
+            "flagged": float(np.mean(energy > threshold)),
+        }
     clean = rows["clean"]
     for r in rows.values():
         r["d_accuracy"] = r["accuracy"] - clean["accuracy"]

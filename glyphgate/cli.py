@@ -12,27 +12,69 @@ import sys
 
 # command path -> module that defines add_arguments(parser) and run(args)
 COMMANDS = {
-    ("data", "synth"): ("training.cli_data", "synth", "write the embedded synthetic glyph corpus and OOD suites"),
-    ("data", "check"): ("training.cli_data", "check", "load a data folder (course npy layout or image folders) and summarise it"),
-    ("data", "export-png"): ("training.cli_data", "export_png", "write splits and OOD sets of a course-layout folder as PNG folders"),
-    ("data", "examples"): ("training.cli_data", "examples", "render sample glyph scans, non-glyph scans and a page with PAGE-XML"),
-    ("data", "import-page"): ("training.cli_data", "import_page", "cut labelled glyphs, words, fragments and blanks from PAGE-XML pages"),
+    ("data", "synth"): (
+        "training.cli_data",
+        "synth",
+        "write the embedded synthetic glyph corpus and OOD suites",
+    ),
+    ("data", "check"): (
+        "training.cli_data",
+        "check",
+        "load a data folder (course npy layout or image folders) and summarise it",
+    ),
+    ("data", "export-png"): (
+        "training.cli_data",
+        "export_png",
+        "write splits and OOD sets of a course-layout folder as PNG folders",
+    ),
+    ("data", "examples"): (
+        "training.cli_data",
+        "examples",
+        "render sample glyph scans, non-glyph scans and a page with PAGE-XML",
+    ),
+    ("data", "import-page"): (
+        "training.cli_data",
+        "import_page",
+        "cut labelled glyphs, words, fragments and blanks from PAGE-XML pages",
+    ),
     ("train",): ("training.cli_train", "train", "train a JEM (or ebm / classifier baseline) with Lightning"),
-    ("generate",): ("training.cli_train", "generate", "sample glyphs from a checkpoint by SGLD (PNG grid, optional chain strip)"),
-    ("export",): ("training.cli_export", "export", "checkpoint -> artifacts folder: model.onnx (parity-checked), model.pt, classes.json"),
-    ("evaluate",): ("calibration.cli", "evaluate", "measure accuracy, flag rate and AUROC on glyphs imported from real pages"),
-    ("card",): ("calibration.cli", "card", "write MODEL_CARD.md for a calibrated artifacts folder from its run and calibration"),
-    ("scan",): ("serving.cli_scan", "scan", "score every image in a folder or ZIP -> results.csv/json + contact sheet of flagged scans"),
-    ("calibrate",): ("calibration.cli", "calibrate", "fit the energy threshold, measure OOD metrics and baselines, write calibration.json + report"),
+    ("generate",): (
+        "training.cli_train",
+        "generate",
+        "sample glyphs from a checkpoint by SGLD (PNG grid, optional chain strip)",
+    ),
+    ("export",): (
+        "training.cli_export",
+        "export",
+        "checkpoint -> artifacts folder: model.onnx (parity-checked), model.pt, classes.json",
+    ),
+    ("evaluate",): (
+        "calibration.cli",
+        "evaluate",
+        "measure accuracy, flag rate and AUROC on glyphs imported from real pages",
+    ),
+    ("card",): (
+        "calibration.cli",
+        "card",
+        "write MODEL_CARD.md for a calibrated artifacts folder from its run and calibration",
+    ),
+    ("scan",): (
+        "glyphgate.scan.cli",
+        "scan",
+        "score every image in a folder or ZIP -> results.csv/json + contact sheet of flagged scans",
+    ),
+    ("calibrate",): (
+        "calibration.cli",
+        "calibrate",
+        "fit the energy threshold, measure OOD metrics and baselines, write calibration.json + report",
+    ),
 }
 
 
-class UserError(Exception):
-    """Raised by commands for mistakes the user can fix; printed as one line."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glyphgate", description="JEM glyph classifier, OOD detector and generator")
+    parser = argparse.ArgumentParser(
+        prog="glyphgate", description="JEM glyph classifier, OOD detector and generator"
+    )
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     for path, (module, name, help_text) in COMMANDS.items():
@@ -52,16 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module, name = args._target
-    from training.errors import DataError, DivergenceError
+    from glyphgate.core.errors import DivergenceError, GlyphgateError
 
     try:
         return int(getattr(importlib.import_module(module), name)(args) or 0)
-    except (DataError, UserError, FileNotFoundError) as e:
-        print(f"glyphgate: error: {e}", file=sys.stderr)
-        return 2
     except DivergenceError as e:
         print(f"glyphgate: {e}", file=sys.stderr)
         return 1
+    except (GlyphgateError, FileNotFoundError) as e:
+        print(f"glyphgate: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("glyphgate: interrupted", file=sys.stderr)
         return 130

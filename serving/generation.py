@@ -1,32 +1,68 @@
-"""Parameters of /generate and /generate_chain, checked once with messages a person can act on."""
+"""Parameters of /generate and /generate_chain: one pydantic model, which the gate middleware
+validates every request body against (with messages a person can act on) and whose field
+bounds the API signatures reuse."""
 
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
-LIMITS = {"n": (1, 64), "steps": (0, 1024), "seed": (0, 2**31 - 1)}
-DEFAULTS = {"n": 16, "steps": 256, "label": None, "seed": 0}
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class GenerateRequest(BaseModel):
+    """{"n": 16, "steps": 256, "label": "ā", "seed": 0}; every field optional."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    n: int = Field(16, ge=1, le=64, description="samples in the grid")
+    steps: int = Field(256, ge=0, le=1024, description="SGLD steps from fresh chains")
+    label: str | None = Field(None, description="a class to condition on; unconditional without it")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed: the same seed gives the same grid")
+
+
+FIELDS = list(GenerateRequest.model_fields)
+EXAMPLE = '{"n": 16, "steps": 256, "label": "a", "seed": 0}'
+
+
+def annotated(name: str):
+    """The field as an `Annotated` type with its bounds, for a BentoML API parameter."""
+    field = GenerateRequest.model_fields[name]
+    return Annotated[field.annotation, *field.metadata]
+
+
+def default(name: str):
+    return GenerateRequest.model_fields[name].default
+
+
+def _bounds(name: str) -> str:
+    meta = {type(m).__name__: m for m in GenerateRequest.model_fields[name].metadata}
+    return f"{meta['Ge'].ge}..{meta['Le'].le}"
 
 
 def check_params(body: bytes, classes: list[str]) -> str | None:
-    """None when the JSON body is a valid request, else the problem."""
+    """None when the JSON body is a valid request, else the problem in one sentence."""
     try:
         params = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return f"body is not JSON ({e}); send e.g. {{\"n\": 16, \"steps\": 256, \"label\": \"a\", \"seed\": 0}}"
+        return f"body is not JSON ({e}); send e.g. {EXAMPLE}"
     if not isinstance(params, dict):
-        return "body must be a JSON object with any of n, steps, label, seed"
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        return f"unknown field(s) {', '.join(map(repr, unknown))}; expected n, steps, label, seed"
-    for key, (lo, hi) in LIMITS.items():
-        if key in params:
-            v = params[key]
-            if isinstance(v, bool) or not isinstance(v, int):
-                return f"{key} must be an integer, got {json.dumps(v)}"
-            if not lo <= v <= hi:
-                return f"{key}={v} is out of range: expected {lo}..{hi}"
-    label = params.get("label")
-    if label is not None and label not in classes:
-        return f"label {label!r} is not a class of this model; classes: {' '.join(classes)} (or omit it for unconditional)"
+        return f"body must be a JSON object with any of {', '.join(FIELDS)}"
+    try:
+        request = GenerateRequest.model_validate(params)
+    except ValidationError as e:
+        unknown = sorted(str(err["loc"][0]) for err in e.errors() if err["type"] == "extra_forbidden")
+        if unknown:
+            return f"unknown field(s) {', '.join(map(repr, unknown))}; expected {', '.join(FIELDS)}"
+        err = e.errors()[0]
+        name, value = str(err["loc"][0]), err["input"]
+        if err["type"] in ("greater_than_equal", "less_than_equal"):
+            return f"{name}={value} is out of range: expected {_bounds(name)}"
+        kind = "an integer" if name != "label" else "a string"
+        return f"{name} must be {kind}, got {json.dumps(value)}"
+    if request.label is not None and request.label not in classes:
+        return (
+            f"label {request.label!r} is not a class of this model; classes: {' '.join(classes)} "
+            "(or omit it for unconditional)"
+        )
     return None

@@ -17,14 +17,23 @@ class GateMetrics:
         # bentoml.metrics, not prometheus_client: it sets up the multiprocess registry that
         # lets both API workers report into one /metrics.
         self.scans = bentoml.metrics.Counter(
-            name="glyphgate_scans", documentation="Scans scored, by verdict (glyph or flagged)", labelnames=["verdict"])
+            name="glyphgate_scans",
+            documentation="Scans scored, by verdict (glyph or flagged)",
+            labelnames=["verdict"],
+        )
         self.by_class = bentoml.metrics.Counter(
-            name="glyphgate_scans_by_class", documentation="Classified scans by predicted label", labelnames=["label"])
+            name="glyphgate_scans_by_class",
+            documentation="Classified scans by predicted label",
+            labelnames=["label"],
+        )
         self.energy = bentoml.metrics.Histogram(
-            name="glyphgate_energy", documentation=f"Energy of scored scans (flagged above {threshold:.3f})",
-            buckets=[round(threshold + d, 3) for d in OFFSETS])
+            name="glyphgate_energy",
+            documentation=f"Energy of scored scans (flagged above {threshold:.3f})",
+            buckets=[round(threshold + d, 3) for d in OFFSETS],
+        )
         self.rejected = bentoml.metrics.Counter(
-            name="glyphgate_rejected_uploads", documentation="Uploads refused as unusable images")
+            name="glyphgate_rejected_uploads", documentation="Uploads refused as unusable images"
+        )
 
     def record(self, results: list[dict]) -> None:
         for r in results:

@@ -18,7 +18,13 @@ from .generation import check_params
 DOCS_PAGE = Path(__file__).with_name("docs.html")
 OPEN_PATHS = ("/readyz", "/livez", "/healthz", "/metrics")
 # endpoint -> (file field, at most how many files); None = no file upload on that endpoint
-UPLOADS = {"/classify": ("image", 1), "/score": ("image", 1), "/preview": ("image", 1), "/classify_batch": ("images", None), "/score_batch": ("images", None)}
+UPLOADS = {
+    "/classify": ("image", 1),
+    "/score": ("image", 1),
+    "/preview": ("image", 1),
+    "/classify_batch": ("images", None),
+    "/score_batch": ("images", None),
+}
 # endpoint -> the file fields it needs, one file each
 PAIRS = {"/scan_page": ("image", "page")}
 # endpoints that take an optional text field `alpha`: flag when p_value < alpha for that request
@@ -37,13 +43,17 @@ def alpha_problem(value) -> str | None:
 
 def _json(status: int, message: str, headers: list | None = None):
     body = json.dumps({"error": message, "file": None}).encode()
-    return {"type": "http.response.start", "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())] + (headers or [])}, \
-        {"type": "http.response.body", "body": body}
+    return {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        + (headers or []),
+    }, {"type": "http.response.body", "body": body}
 
 
 async def _form(scope, body: bytes, max_files: int, max_fields: int):
     """Parse an already buffered multipart body (the app gets the same bytes replayed afterwards)."""
+
     async def once():
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -70,8 +80,11 @@ class GateMiddleware:
             auth = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, given = auth.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-                return await reply(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
-                                   [(b"www-authenticate", b"Bearer")])
+                return await reply(
+                    401,
+                    "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
+                    [(b"www-authenticate", b"Bearer")],
+                )
         if path == "/" and scope["method"] in ("GET", "HEAD"):
             return await self._docs_page(scope, send)
         if path == "/docs.json" and scope["method"] == "GET":
@@ -106,7 +119,7 @@ class GateMiddleware:
             if problem:
                 return await reply(400, problem)
         elif path in ("/generate", "/generate_chain"):
-            problem = check_params(body or b"{}", self.classes)
+            problem = check_params(body or b"{}", self.classes())
             if problem:
                 return await reply(400, problem)
 
@@ -124,8 +137,16 @@ class GateMiddleware:
     @staticmethod
     async def _docs_page(scope, send):
         body = DOCS_PAGE.read_bytes()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/html; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
 
     def _own_description(self, send):
@@ -150,8 +171,10 @@ class GateMiddleware:
         return rewrite
 
     def _too_large(self, size: int) -> str:
-        return (f"request body of {size:,} bytes is over the {self.settings.max_upload_bytes:,}-byte limit "
-                f"(GLYPHGATE_MAX_UPLOAD_MB={self.settings.max_upload_mb:g})")
+        return (
+            f"request body of {size:,} bytes is over the {self.settings.max_upload_bytes:,}-byte limit "
+            f"(GLYPHGATE_MAX_UPLOAD_MB={self.settings.max_upload_mb:g})"
+        )
 
     async def _check_pair(self, scope, headers: dict, body: bytes, fields: tuple[str, ...]) -> str | None:
         """Exactly one file in each of `fields` and nothing else (a page image and its PAGE-XML)."""
@@ -171,20 +194,26 @@ class GateMiddleware:
             for f in fields:
                 values = form.getlist(f)
                 if len(values) != 1 or not isinstance(values[0], UploadFile):
-                    return f"the field {f!r} must hold exactly one file upload (got {len(values)}); send {want}"
+                    return (
+                        f"the field {f!r} must hold exactly one file upload (got {len(values)}); send {want}"
+                    )
             scope.setdefault("state", {})["upload_names"] = [form[f].filename or f for f in fields]
         finally:
             await form.close()
         return None
 
-    async def _check_upload(self, scope, headers: dict, body: bytes, field: str, limit: int | None) -> str | None:
+    async def _check_upload(
+        self, scope, headers: dict, body: bytes, field: str, limit: int | None
+    ) -> str | None:
         limit = limit or self.settings.max_batch
         ctype = headers.get(b"content-type", b"").decode("latin-1")
         if not body:
             return f"empty body: send multipart/form-data with the image file(s) in the field {field!r}"
         if not ctype.startswith("multipart/form-data"):
-            return (f"expected multipart/form-data with the file(s) in the field {field!r}, got "
-                    f"{ctype.split(';')[0] or 'no Content-Type'}")
+            return (
+                f"expected multipart/form-data with the file(s) in the field {field!r}, got "
+                f"{ctype.split(';')[0] or 'no Content-Type'}"
+            )
 
         try:
             form = await _form(scope, body, max_files=limit + 1, max_fields=16)
@@ -201,17 +230,23 @@ class GateMiddleware:
                 extra = f"; got {', '.join(repr(k) for k in others)}" if others else ""
                 return f"no file in the field {field!r}{extra}"
             if others:
-                return f"unexpected field(s) {', '.join(repr(k) for k in others)}: put the file(s) in {field!r}"
+                return (
+                    f"unexpected field(s) {', '.join(repr(k) for k in others)}: put the file(s) in {field!r}"
+                )
             texts = [v for v in values if not isinstance(v, UploadFile)]
             if texts:
-                return (f"the field {field!r} must hold file uploads, not text (a URL or base64 string is never fetched "
-                        f"or decoded: send the image bytes as a file)")
+                return (
+                    f"the field {field!r} must hold file uploads, not text (a URL or base64 string is never fetched "
+                    f"or decoded: send the image bytes as a file)"
+                )
             if len(values) > limit:
                 return f"{len(values)} files in one request; the limit is {limit}"
             if "alpha" in optional and "alpha" in form and (problem := alpha_problem(form["alpha"])):
                 return problem
             # BentoML hands the API temp-file paths; keep the client's names for the results.
-            scope.setdefault("state", {})["upload_names"] = [v.filename or f"upload {i}" for i, v in enumerate(values)]
+            scope.setdefault("state", {})["upload_names"] = [
+                v.filename or f"upload {i}" for i, v in enumerate(values)
+            ]
         finally:
             await form.close()
         return None

@@ -35,7 +35,9 @@ def background_pool() -> ProcessPoolExecutor:
     9 ms (numpy temporaries, Pillow copies), which small requests on the worker's event loop
     would wait for; in its own process only the bytes in and a 56x56 array out cross over.
     Spawned, not forked: the worker already runs ONNX Runtime and event-loop threads."""
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=below_scoring)
+    return ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=below_scoring
+    )
 
 
 def heavy_slots() -> int:

@@ -7,35 +7,45 @@ environment variables (see serving/settings.py and the README)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 from pathlib import Path
-from typing import Annotated
 
 import bentoml
 import numpy as np
-from annotated_types import Ge, Le
 from PIL import Image
 from starlette.responses import JSONResponse
 
-from serving import settings as _settings
-from serving.decode import decode_many, is_heavy
-from serving.generation import DEFAULTS, LIMITS
-from serving.images import input_image, to_png_image
+from glyphgate.core.artifacts import (
+    CALIBRATION_JSON,
+    CLASSES_JSON,
+    MODEL_ONNX,
+    MODEL_PT,
+    load_calibration,
+    load_torch_model,
+    require,
+)
+from glyphgate.core.decode import decode_many, is_heavy
+from glyphgate.core.errors import ConfigError, GlyphgateError
+from glyphgate.core.grid import grid_image, input_image
+from glyphgate.core.scoring import Scorer
+from glyphgate.core.settings import load as load_settings
+from serving.generation import annotated, default
 from serving.metrics import GateMetrics
 from serving.middleware import GateMiddleware
 from serving.priority import background_pool, below_scoring, heavy_slots, run_heavy
-from serving.scoring import Scorer
 from serving.ui import ui_app
-from training.artifacts import CALIBRATION_JSON, CLASSES_JSON, MODEL_ONNX, MODEL_PT, load_calibration, load_torch_model, require
-from training.errors import DataError
 
 # torch, torchvision and onnxruntime are imported inside the services (the scoring workers
 # never import torch): `bentoml serve` imports this module once just to find the services, and
 # every second there delays /readyz.
 
 log = logging.getLogger("glyphgate")
-SETTINGS = _settings.load()
+try:
+    SETTINGS = load_settings()
+except ConfigError as e:
+    raise SystemExit(f"glyphgate serve: {e}") from None
 
 
 def _log_to_stderr() -> None:
@@ -52,20 +62,23 @@ def _log_to_stderr() -> None:
 _log_to_stderr()
 
 
-def _startup_check() -> dict:
+@functools.cache
+def calibration() -> dict:
     """Refuse to start, with one clear line, when the artifacts are incomplete or inconsistent."""
     try:
         require(SETTINGS.artifacts, MODEL_ONNX, MODEL_PT, CLASSES_JSON, CALIBRATION_JSON)
         return load_calibration(SETTINGS.artifacts)
-    except DataError as e:
+    except GlyphgateError as e:
         raise SystemExit(f"glyphgate: refusing to start: {e}") from None
 
 
-CALIBRATION = _startup_check()
-METRICS = GateMetrics(CALIBRATION["threshold"])
-N = Annotated[int, Ge(LIMITS["n"][0]), Le(LIMITS["n"][1])]
-STEPS = Annotated[int, Ge(LIMITS["steps"][0]), Le(LIMITS["steps"][1])]
-SEED = Annotated[int, Ge(LIMITS["seed"][0]), Le(LIMITS["seed"][1])]
+# Checked when `bentoml serve` imports this module, on purpose: there a SystemExit stops the
+# server with one line. Checked in a service's __init__ instead (tried), a failure makes BentoML
+# restart the worker forever, a traceback each time, and the server never exits.
+calibration()
+
+N, STEPS, SEED = annotated("n"), annotated("steps"), annotated("seed")
+DEFAULT_N, DEFAULT_STEPS, DEFAULT_SEED = default("n"), default("steps"), default("seed")
 
 
 @bentoml.service(name="glyphgate-generator", workers=1, traffic={"timeout": 600})
@@ -76,42 +89,68 @@ class Generator:
         torch.set_num_threads(SETTINGS.torch_threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = load_torch_model(SETTINGS.artifacts, device)
-        log.info("glyphgate generation on torch %s, device %s, %d threads", torch.__version__, device, torch.get_num_threads())
+        log.info(
+            "glyphgate generation on torch %s, device %s, %d threads",
+            torch.__version__,
+            device,
+            torch.get_num_threads(),
+        )
 
     def _run(self, n, steps, label, seed, keep_chain):
-        from training.generate import synthesize
+        from glyphgate.core.generate import synthesize
 
         below_scoring()
         return synthesize(self.model, n=n, steps=steps, label=label, seed=seed, keep_chain=keep_chain)
 
     @bentoml.api
-    def generate(self, n: N = DEFAULTS["n"], steps: STEPS = DEFAULTS["steps"], label: str | None = None,
-                 seed: SEED = DEFAULTS["seed"]) -> Image.Image:
+    def generate(
+        self,
+        n: N = DEFAULT_N,
+        steps: STEPS = DEFAULT_STEPS,
+        label: str | None = None,
+        seed: SEED = DEFAULT_SEED,
+    ) -> Image.Image:
         x, _ = self._run(n, steps, label, seed, keep_chain=False)
-        return to_png_image(x, nrow=max(1, int(np.ceil(np.sqrt(len(x))))))
+        return grid_image(x, nrow=max(1, int(np.ceil(np.sqrt(len(x))))))
 
     @bentoml.api
-    def generate_chain(self, n: N = 1, steps: STEPS = DEFAULTS["steps"], label: str | None = None,
-                       seed: SEED = DEFAULTS["seed"]) -> Image.Image:
-        from training.generate import chain_frames
+    def generate_chain(
+        self,
+        n: N = 1,
+        steps: STEPS = DEFAULT_STEPS,
+        label: str | None = None,
+        seed: SEED = DEFAULT_SEED,
+    ) -> Image.Image:
+        from glyphgate.core.generate import chain_frames
 
         _, chain = self._run(n, steps, label, seed, keep_chain=True)
         frames = chain_frames(chain, frames=9)
-        return to_png_image(frames, nrow=len(frames))
+        return grid_image(frames, nrow=len(frames))
 
 
 # Two API workers: request parsing and decoding are Python (one GIL per process), so a second
 # process is what lets batch requests use both cores; ORT runs one thread per worker.
-@bentoml.service(name="glyphgate", workers=2, threads=4, http={"host": SETTINGS.host, "port": SETTINGS.port},
-                 traffic={"timeout": 600})
+@bentoml.service(
+    name="glyphgate",
+    workers=2,
+    threads=4,
+    http={"host": SETTINGS.host, "port": SETTINGS.port},
+    traffic={"timeout": 600},
+)
 class Gate:
     generator = bentoml.depends(Generator)
 
     def __init__(self):
-        self.calibration = CALIBRATION
+        self.calibration = calibration()
+        self.metrics = GateMetrics(self.calibration["threshold"])
         self.heavy = background_pool()
-        self.scorer = Scorer(SETTINGS.artifacts, CALIBRATION["classes"], CALIBRATION["threshold"], SETTINGS.ort_threads,
-                             cal_energies=CALIBRATION.get("id_energies"))
+        self.scorer = Scorer(
+            SETTINGS.artifacts,
+            self.calibration["classes"],
+            self.calibration["threshold"],
+            SETTINGS.ort_threads,
+            cal_energies=self.calibration.get("id_energies"),
+        )
         # Everything loaded so far lives as long as the worker: keep it out of the garbage
         # collector's full passes, which otherwise walk ~100k objects (~25 ms) in a request.
         gc.freeze()
@@ -123,7 +162,9 @@ class Gate:
         return names if names and len(names) == len(files) else [Path(f).name for f in files]
 
     @staticmethod
-    def _error(ctx: bentoml.Context, message: str, file: str | None = None, status: int = 400, **extra) -> dict:
+    def _error(
+        ctx: bentoml.Context, message: str, file: str | None = None, status: int = 400, **extra
+    ) -> dict:
         """The one error shape of every endpoint: {"error": ..., "file": ...}; one log line, no traceback."""
         ctx.response.status_code = status
         log.info("%d %s: %s", status, ctx.request.url.path, message)
@@ -138,11 +179,12 @@ class Gate:
         upload = self._uploads([image], ctx)
         if is_heavy(upload[0][1]):
             x, _, errors = await asyncio.get_running_loop().run_in_executor(
-                self.heavy, run_heavy, heavy_slots(), decode_many, upload, SETTINGS.max_pixels)
+                self.heavy, run_heavy, heavy_slots(), decode_many, upload, SETTINGS.max_pixels
+            )
         else:
             x, _, errors = decode_many(upload, SETTINGS.max_pixels)
         if errors:
-            METRICS.rejected.inc()
+            self.metrics.rejected.inc()
             return None, self._error(ctx, errors[0]["error"], errors[0]["file"])
         return x, None
 
@@ -152,8 +194,11 @@ class Gate:
         if not 0 < alpha < 1:
             return self._error(ctx, f"alpha {alpha}: expected a value strictly between 0 and 1")
         if self.scorer.cal_energies is None:
-            return self._error(ctx, "alpha needs p-values, and this model's calibration.json stores no calibration "
-                                    "energies (re-run glyphgate calibrate)")
+            return self._error(
+                ctx,
+                "alpha needs p-values, and this model's calibration.json stores no calibration "
+                "energies (re-run glyphgate calibrate)",
+            )
         return None
 
     async def _one(self, image: Path, ctx: bentoml.Context, fn, alpha: float | None = None) -> dict:
@@ -163,7 +208,7 @@ class Gate:
         if bad is not None:
             return bad
         result = fn(x, alpha)[0]
-        METRICS.record([result])
+        self.metrics.record([result])
         return result
 
     def _many(self, images: list[Path], ctx: bentoml.Context, fn, alpha: float | None = None) -> dict:
@@ -171,12 +216,12 @@ class Gate:
             return bad
         x, ok, errors = decode_many(self._uploads(images, ctx), SETTINGS.max_pixels)
         names = self._names(images, ctx)
-        METRICS.rejected.inc(len(errors))
+        self.metrics.rejected.inc(len(errors))
         if not ok:
             return self._error(ctx, f"none of the {len(images)} uploads is a usable image", errors=errors)
         results: list[dict] = [{} for _ in images]
         scored = fn(x, alpha)
-        METRICS.record(scored)
+        self.metrics.record(scored)
         for i, r in zip(ok, scored):
             results[i] = {"index": i, "file": names[i], **r}
         for e in errors:
@@ -211,15 +256,18 @@ class Gate:
     def scan_page(self, image: Path, page: Path, ctx: bentoml.Context) -> dict:
         """A page image and its PAGE-XML (multipart fields image and page) -> a verdict per glyph, cut by the
         PAGE coordinates (Glyph level, or words split into glyphs), and the PAGE-XML annotated with them."""
-        from .decode import BadImage
-        from .page_scan import scan_uploaded_page
+        from glyphgate.core.decode import BadImage
+
+        from .page_upload import scan_uploaded_page
 
         names = getattr(ctx.request.state, "upload_names", None) or [Path(image).name, Path(page).name]
         try:
-            result = scan_uploaded_page(Path(page), Path(image), tuple(names), self.scorer, SETTINGS.max_pixels)
+            result = scan_uploaded_page(
+                Path(page), Path(image), tuple(names), self.scorer, SETTINGS.max_pixels
+            )
         except BadImage as e:
             return self._error(ctx, str(e), next((n for n in names if str(e).startswith(n)), None))
-        METRICS.record(result["results"])
+        self.metrics.record(result["results"])
         return result
 
     @bentoml.api
@@ -232,14 +280,24 @@ class Gate:
 
     # -- generation (forwarded to the Generator process) ----------------------------------------
     @bentoml.api
-    async def generate(self, n: N = DEFAULTS["n"], steps: STEPS = DEFAULTS["steps"], label: str | None = None,
-                       seed: SEED = DEFAULTS["seed"]) -> Image.Image:
+    async def generate(
+        self,
+        n: N = DEFAULT_N,
+        steps: STEPS = DEFAULT_STEPS,
+        label: str | None = None,
+        seed: SEED = DEFAULT_SEED,
+    ) -> Image.Image:
         """SGLD samples from fresh chains -> PNG grid (label optional: unconditional without it)."""
         return await self.generator.to_async.generate(n=n, steps=steps, label=label, seed=seed)
 
     @bentoml.api
-    async def generate_chain(self, n: N = 1, steps: STEPS = DEFAULTS["steps"], label: str | None = None,
-                             seed: SEED = DEFAULTS["seed"]) -> Image.Image:
+    async def generate_chain(
+        self,
+        n: N = 1,
+        steps: STEPS = DEFAULT_STEPS,
+        label: str | None = None,
+        seed: SEED = DEFAULT_SEED,
+    ) -> Image.Image:
         """One SGLD chain at 9 evenly spaced steps -> PNG strip (noise turning into a glyph)."""
         return await self.generator.to_async.generate_chain(n=n, steps=steps, label=label, seed=seed)
 
@@ -247,6 +305,9 @@ class Gate:
 API_DESCRIPTION = (
     "glyphgate classifies a scan of a historical printed glyph (one of the model's classes), flags scans that are "
     "not glyphs (energy above the calibrated threshold, or p_value below a request's alpha), and generates glyphs "
-    "by SGLD. Errors are always JSON: {\"error\": ..., \"file\": ...}. The demo page is at /ui/.")
-Gate.add_asgi_middleware(GateMiddleware, settings=SETTINGS, classes=CALIBRATION["classes"], description=API_DESCRIPTION)
-Gate.mount_asgi_app(ui_app(CALIBRATION), path="/ui")
+    'by SGLD. Errors are always JSON: {"error": ..., "file": ...}. The demo page is at /ui/.'
+)
+Gate.add_asgi_middleware(
+    GateMiddleware, settings=SETTINGS, classes=lambda: calibration()["classes"], description=API_DESCRIPTION
+)
+Gate.mount_asgi_app(ui_app(calibration), path="/ui")

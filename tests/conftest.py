@@ -26,8 +26,18 @@ def train_corpus(tmp_path_factory):
     return out
 
 
-# A tiny training config: two SGLD steps and a small buffer so a run takes seconds.
-TINY = dict(width=16, batch_size=32, sgld_steps=2, buffer_size=128, max_epochs=2, warmup_steps=5, max_time=None)
+# A tiny training config: two SGLD steps and a small buffer so a run takes seconds; deterministic,
+# so a quality threshold a test puts on it holds on every run, not by chance.
+TINY = dict(
+    width=16,
+    batch_size=32,
+    sgld_steps=2,
+    buffer_size=128,
+    max_epochs=2,
+    warmup_steps=5,
+    max_time=None,
+    deterministic=True,
+)
 
 
 def _train(corpus, out, **overrides):
@@ -35,7 +45,10 @@ def _train(corpus, out, **overrides):
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "cfg.json").write_text(json.dumps({**TINY, **overrides}))
-    assert main(["train", "--data", str(corpus), "--out", str(out / "run"), "--config", str(out / "cfg.json")]) == 0
+    assert (
+        main(["train", "--data", str(corpus), "--out", str(out / "run"), "--config", str(out / "cfg.json")])
+        == 0
+    )
     return out / "run"
 
 
@@ -48,7 +61,9 @@ def tiny_run(train_corpus, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_classifier_run(train_corpus, tmp_path_factory):
     """The classifier-mode baseline, same tiny budget."""
-    return _train(train_corpus, tmp_path_factory.mktemp("classifier"), mode="classifier", max_epochs=14, lr=3e-3)
+    return _train(
+        train_corpus, tmp_path_factory.mktemp("classifier"), mode="classifier", max_epochs=14, lr=3e-3
+    )
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from glyphgate.core.preprocess import preprocess
 from training import augment as A
-from training.preprocess import preprocess
 
 
 def _glyph(h=56, w=56, top=18, bottom=40, left=22, right=32, paper=0.6):
@@ -14,7 +14,9 @@ def _glyph(h=56, w=56, top=18, bottom=40, left=22, right=32, paper=0.6):
 
     img = np.full((h, w), paper, np.float32)
     img[top:bottom, left:right] = 0.05
-    img = ndimage.gaussian_filter(img, 1.0) + np.random.default_rng(top).normal(0, 0.03, img.shape)  # soft edges, grain
+    img = ndimage.gaussian_filter(img, 1.0) + np.random.default_rng(top).normal(
+        0, 0.03, img.shape
+    )  # soft edges, grain
     return preprocess(img.astype(np.float32))[0]
 
 
@@ -24,7 +26,9 @@ def test_tight_crop_fills_the_frame_and_box_crop_keeps_a_margin():
     ink = lambda t: int((t < 0).sum())  # noqa: E731
     assert ink(tight) > 2 * ink(x)  # a 22-px-tall bar now spans the 56-px frame
     assert ink(x) < ink(box) < ink(tight)
-    assert tight[0, :6, 28].min() < 0 and tight[0, -6:, 28].min() < 0  # top and bottom of the bar reach the edges
+    assert (
+        tight[0, :6, 28].min() < 0 and tight[0, -6:, 28].min() < 0
+    )  # top and bottom of the bar reach the edges
     assert box[0, :2].mean() > 0.3  # the margin is paper
 
 

@@ -5,10 +5,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from calibration.metrics import expected_calibration_error, fit_threshold, fpr_at_tpr, ood_metrics
+from calibration.metrics import (
+    expected_calibration_error,
+    fit_threshold,
+    fpr_at_tpr,
+    ood_metrics,
+)
 from glyphgate.cli import main
-from training.artifacts import load_calibration, sha256
-from training.errors import DataError
+from glyphgate.core.artifacts import load_calibration, sha256
+from glyphgate.core.errors import ArtifactsError
 
 
 def test_ood_metrics_match_a_hand_computed_case():
@@ -49,7 +54,20 @@ def calibrated(tiny_artifacts, tiny_classifier_run, train_corpus, tmp_path_facto
     shutil.copytree(tiny_artifacts, folder)
     baseline = tmp_path_factory.mktemp("cal") / "classifier"
     export(tiny_classifier_run / "checkpoints" / "last.ckpt", baseline)
-    assert main(["calibrate", "--artifacts", str(folder), "--data", str(train_corpus), "--baseline", str(baseline)]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "--artifacts",
+                str(folder),
+                "--data",
+                str(train_corpus),
+                "--baseline",
+                str(baseline),
+            ]
+        )
+        == 0
+    )
     return folder
 
 
@@ -63,7 +81,12 @@ def test_calibration_json_validates_and_matches_its_model(calibrated, train_corp
     assert set(cal["metrics"]["kinds"]) == {"near", "far"}
     assert {"uniform_noise", "ood_ta", "ood_tb"} <= set(cal["metrics"]["sets"])
     detectors = set(cal["comparison"])
-    assert {"jem · energy", "classifier · neg_max_softmax", "classifier · energy", "BernoulliRBM · free energy"} <= detectors
+    assert {
+        "jem · energy",
+        "classifier · neg_max_softmax",
+        "classifier · energy",
+        "BernoulliRBM · free energy",
+    } <= detectors
     assert all(0 <= row["all far"]["auroc"] <= 1 for row in cal["comparison"].values())
 
 
@@ -91,8 +114,14 @@ def test_report_pngs_are_real_images_and_the_index_links_them(calibrated):
     report = calibrated / "report"
     pngs = sorted(report.glob("*.png"))
     names = {p.name for p in pngs}
-    assert {"energy_histograms.png", "roc_curves.png", "reliability.png", "false_alarms.png",
-            "misses_far.png", "misses_near.png"} <= names
+    assert {
+        "energy_histograms.png",
+        "roc_curves.png",
+        "reliability.png",
+        "false_alarms.png",
+        "misses_far.png",
+        "misses_near.png",
+    } <= names
     index = (report / "index.html").read_text(encoding="utf-8")
     for p in pngs:
         with Image.open(p) as im:
@@ -108,12 +137,12 @@ def test_a_changed_model_no_longer_matches_its_calibration(calibrated, tmp_path)
     shutil.copytree(calibrated, folder)
     with open(folder / "model.onnx", "ab") as f:
         f.write(b"\0")
-    with pytest.raises(DataError, match="model_sha256 does not match"):
+    with pytest.raises(ArtifactsError, match="model_sha256 does not match"):
         load_calibration(folder)
     cal = json.loads((calibrated / "calibration.json").read_text(encoding="utf-8"))
     del cal["threshold"]
     (folder / "calibration.json").write_text(json.dumps(cal))
-    with pytest.raises(DataError, match="threshold"):
+    with pytest.raises(ArtifactsError, match="threshold"):
         load_calibration(folder, check_hash=False)
 
 

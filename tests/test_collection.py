@@ -9,9 +9,9 @@ from PIL import Image
 
 from calibration.collection import threshold_at_fpr
 from glyphgate.cli import main
-from serving.scan import benjamini_hochberg
-from serving.scoring import p_values
-from training.artifacts import load_calibration
+from glyphgate.core.artifacts import load_calibration
+from glyphgate.core.scoring import p_values
+from glyphgate.scan.folder import benjamini_hochberg
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +64,21 @@ def test_a_class_subset_calibrates_and_lists_unknown_classes(art, collection, ti
 
 
 def test_unknown_classes_as_ood_and_extra_reject_folders(art, collection):
-    assert main(["calibrate", "--artifacts", str(art), "--data", str(collection), "--unknown-as-ood",
-                 "--ood", str(collection.parent / "rejects")]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "--artifacts",
+                str(art),
+                "--data",
+                str(collection),
+                "--unknown-as-ood",
+                "--ood",
+                str(collection.parent / "rejects"),
+            ]
+        )
+        == 0
+    )
     sets = load_calibration(art)["metrics"]["sets"]
     assert set(sets) == {"blots", "unknown_classes", "rejects"} and sets["unknown_classes"]["n"] == 5
     assert all(0 <= m["scores"]["energy"]["auroc"] <= 1 for m in sets.values())
@@ -73,18 +86,41 @@ def test_unknown_classes_as_ood_and_extra_reject_folders(art, collection):
 
 def test_unlabelled_glyphs_give_a_threshold_only(art, collection, tmp_path):
     flat = tmp_path / "flat"
-    for i, f in enumerate(sorted(p for p in collection.rglob("*.png") if "ood" not in p.parts and p.parent.name != "ß")):
+    for i, f in enumerate(
+        sorted(p for p in collection.rglob("*.png") if "ood" not in p.parts and p.parent.name != "ß")
+    ):
         flat.mkdir(exist_ok=True)
         shutil.copy(f, flat / f"{i}.png")
-    assert main(["calibrate", "--artifacts", str(art), "--data", str(flat), "--unlabelled", "--name", "box 7"]) == 0
+    assert (
+        main(["calibrate", "--artifacts", str(art), "--data", str(flat), "--unlabelled", "--name", "box 7"])
+        == 0
+    )
     cal = load_calibration(art)
-    assert cal["id"]["accuracy"] is None and cal["collection"]["name"] == "box 7" and not cal["collection"]["labelled"]
+    assert (
+        cal["id"]["accuracy"] is None
+        and cal["collection"]["name"] == "box 7"
+        and not cal["collection"]["labelled"]
+    )
     assert cal["id"]["n"] == len(list(flat.glob("*.png")))
 
 
 def test_target_fpr_bounds_the_share_of_rejects_accepted(art, collection):
-    assert main(["calibrate", "--artifacts", str(art), "--data", str(collection), "--target-fpr", "0.25",
-                 "--ood", str(collection.parent / "rejects")]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "--artifacts",
+                str(art),
+                "--data",
+                str(collection),
+                "--target-fpr",
+                "0.25",
+                "--ood",
+                str(collection.parent / "rejects"),
+            ]
+        )
+        == 0
+    )
     cal = load_calibration(art)
     accepted = cal["metrics"]["kinds"]["unknown"]["fpr_at_threshold"]
     assert cal["target_fpr"] == 0.25 and accepted <= 0.25
@@ -96,8 +132,21 @@ def test_collection_errors_are_one_line(art, tmp_path, capsys):
     Image.new("L", (8, 8), 255).save(tmp_path / "nothing" / "zz" / "a.png")
     assert main(["calibrate", "--artifacts", str(art), "--data", str(tmp_path / "nothing")]) == 2
     assert "none of its class folders names a class" in capsys.readouterr().err
-    assert main(["calibrate", "--artifacts", str(art), "--data", str(tmp_path / "nothing"), "--unlabelled",
-                 "--target-fpr", "0.1"]) == 2
+    assert (
+        main(
+            [
+                "calibrate",
+                "--artifacts",
+                str(art),
+                "--data",
+                str(tmp_path / "nothing"),
+                "--unlabelled",
+                "--target-fpr",
+                "0.1",
+            ]
+        )
+        == 2
+    )
     assert "--target-fpr needs rejects" in capsys.readouterr().err
 
 
@@ -115,11 +164,11 @@ def test_p_values_of_held_out_glyphs_are_uniform(tiny_artifacts, train_corpus):
     Kolmogorov-Smirnov against the uniform distribution does not reject."""
     from scipy.stats import kstest
 
-    from calibration.scores import OnnxRunner
+    from glyphgate.core.onnx_model import OnnxModel
     from training.data import load_glyph_data
 
     d = load_glyph_data(train_corpus)
-    run = OnnxRunner(tiny_artifacts / "model.onnx")
+    run = OnnxModel(tiny_artifacts / "model.onnx").run
     cal = np.sort(run(d.splits["test"][0].numpy())[1])
     held_out = run(d.splits["val"][0].numpy())[1]
     p = p_values(cal, held_out)
@@ -140,29 +189,79 @@ def test_scan_with_fdr_flags_by_benjamini_hochberg(tiny_calibrated, collection, 
     folder = tmp_path / "mixed"
     shutil.copytree(collection / "a", folder / "glyphs")
     shutil.copytree(collection / "ood" / "blots", folder / "blots")
-    code = main(["scan", str(folder), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "r"), "--fdr", "0.2",
-                 "--no-progress"])
+    code = main(
+        [
+            "scan",
+            str(folder),
+            "--artifacts",
+            str(tiny_calibrated),
+            "--out",
+            str(tmp_path / "r"),
+            "--fdr",
+            "0.2",
+            "--no-progress",
+        ]
+    )
     res = json.loads((tmp_path / "r" / "results.json").read_text(encoding="utf-8"))
     rows = res["results"]
     p = np.array([r["p_value"] for r in rows])
     assert [r["is_ood"] for r in rows] == benjamini_hochberg(p, 0.2).tolist()
     assert code == (1 if any(r["is_ood"] for r in rows) else 0)
     assert "Benjamini-Hochberg at FDR 0.2" in res["summary"]["rule"]
-    assert main(["scan", str(folder), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "r2"), "--fdr", "2"]) == 2
+    assert (
+        main(
+            [
+                "scan",
+                str(folder),
+                "--artifacts",
+                str(tiny_calibrated),
+                "--out",
+                str(tmp_path / "r2"),
+                "--fdr",
+                "2",
+            ]
+        )
+        == 2
+    )
 
 
 def test_fine_tune_from_an_exported_model_on_a_class_subset(tiny_artifacts, collection, tmp_path, capsys):
     import torch
 
-    from training.artifacts import load_torch_model
+    from glyphgate.core.artifacts import load_torch_model
     from training.module import JEMModule
 
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"width": 16, "batch_size": 16, "sgld_steps": 2, "buffer_size": 64, "max_epochs": 2,
-                               "warmup_steps": 2, "max_time": None}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "width": 16,
+                "batch_size": 16,
+                "sgld_steps": 2,
+                "buffer_size": 64,
+                "max_epochs": 2,
+                "warmup_steps": 2,
+                "max_time": None,
+            }
+        )
+    )
     run = tmp_path / "run"
-    assert main(["train", "--init", str(tiny_artifacts / "model.pt"), "--data", str(collection), "--out", str(run),
-                 "--config", str(cfg)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--init",
+                str(tiny_artifacts / "model.pt"),
+                "--data",
+                str(collection),
+                "--out",
+                str(run),
+                "--config",
+                str(cfg),
+            ]
+        )
+        == 0
+    )
     saved = json.loads((run / "config.json").read_text(encoding="utf-8"))
     assert saved["init_from"] == str(tiny_artifacts / "model.pt")
     start = load_torch_model(tiny_artifacts)
@@ -175,6 +274,20 @@ def test_fine_tune_from_an_exported_model_on_a_class_subset(tiny_artifacts, coll
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert 0 <= metrics["last"]["test_acc"] <= 1 and "blots" in metrics["last"]["energy_auroc"]
     cfg.write_text(json.dumps({"width": 32, "max_epochs": 1}))
-    assert main(["train", "--init", str(tiny_artifacts / "model.pt"), "--data", str(collection), "--out",
-                 str(tmp_path / "bad"), "--config", str(cfg)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--init",
+                str(tiny_artifacts / "model.pt"),
+                "--data",
+                str(collection),
+                "--out",
+                str(tmp_path / "bad"),
+                "--config",
+                str(cfg),
+            ]
+        )
+        == 2
+    )
     assert "of width 16" in capsys.readouterr().err

@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 from glyphgate.cli import main
+from glyphgate.core.errors import DataError
 from training.data import GlyphDataModule, load_glyph_data
-from training.errors import DataError
 
 
 def _write_split(path, x, y):
@@ -86,19 +86,26 @@ def test_folder_images_of_any_mode_and_size(tmp_path):
         for name, mode in modes.items():
             d = tmp_path / c
             d.mkdir(exist_ok=True)
-            Image.fromarray(np.random.default_rng(0).integers(0, 255, (33, 71), dtype=np.uint8)).convert(mode).save(d / f"{name}.png")
-        Image.fromarray(np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 40).save(tmp_path / c / "sixteen.png")
+            Image.fromarray(np.random.default_rng(0).integers(0, 255, (33, 71), dtype=np.uint8)).convert(
+                mode
+            ).save(d / f"{name}.png")
+        Image.fromarray(np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 40).save(
+            tmp_path / c / "sixteen.png"
+        )
         Image.new("RGB", (50, 20), (200, 190, 180)).save(tmp_path / c / "photo.jpg")
     data = load_glyph_data(tmp_path)
     assert sum(len(y) for _, y in data.splits.values()) == 14
 
 
 def test_datamodule_batches(tiny_corpus):
-    dm = GlyphDataModule(str(tiny_corpus), batch_size=16)
+    dm = GlyphDataModule(str(tiny_corpus), batch_size=16, ood_val_set="ood_tb")
     dm.setup("fit")
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (16, 1, 56, 56) and y.dtype == torch.int64
-    assert len(dm.val_dataloader().dataset) == len(dm.data.splits["val"][1])
+    val, ood = dm.val_dataloader()  # the ID split, and the OOD suite validation AUROC is scored against
+    assert len(val.dataset) == len(dm.data.splits["val"][1])
+    x_ood, y_ood = ood.dataset.tensors
+    assert torch.equal(x_ood, dm.data.ood["ood_tb"]) and (y_ood == -1).all()
 
 
 # --- every bad-data case gets one clear error naming the file ---------------------------------
@@ -158,14 +165,24 @@ def _truncated_png(root):
     for c in ("a", "b"):
         (root / c).mkdir(parents=True)
         Image.new("L", (10, 10)).save(root / c / "ok.png")
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8)).save(root / "a" / "big.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8)).save(
+        root / "a" / "big.png"
+    )
     data = (root / "a" / "big.png").read_bytes()
     (root / "a" / "big.png").write_bytes(data[: len(data) // 2])
     return root / "a" / "big.png", "unreadable image"
 
 
-BAD_CASES = [_missing_file, _length_mismatch, _label_out_of_range, _not_2d, _labels_missing,
-             _empty_class_folder, _unreadable_image, _truncated_png]
+BAD_CASES = [
+    _missing_file,
+    _length_mismatch,
+    _label_out_of_range,
+    _not_2d,
+    _labels_missing,
+    _empty_class_folder,
+    _unreadable_image,
+    _truncated_png,
+]
 
 
 @pytest.mark.parametrize("case", BAD_CASES, ids=lambda f: f.__name__.strip("_"))

@@ -4,19 +4,22 @@ from pathlib import Path
 
 import pytest
 
-from serving.decode import BadImage, load_gray
+from glyphgate.core.decode import BadImage, load_gray
 
 PNG = (Path(__file__).resolve().parents[1] / "examples" / "glyphs" / "a.png").read_bytes()
 
 
-@pytest.mark.parametrize("data, message", [
-    (PNG[:40], "damaged or truncated PNG (40 bytes)"),
-    (PNG[: len(PNG) // 2], "damaged or truncated image"),
-    (b"\xff\xd8\xff\xe0" + b"\0" * 30, "damaged or truncated JPEG"),
-    (b"filename,label\na.png,a\n", "not an image in a supported format"),
-    (b"https://example.org/scan.png", "looks like a URL"),
-    (b"", "empty file"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (PNG[:40], "damaged or truncated PNG (40 bytes)"),
+        (PNG[: len(PNG) // 2], "damaged or truncated image"),
+        (b"\xff\xd8\xff\xe0" + b"\0" * 30, "damaged or truncated JPEG"),
+        (b"filename,label\na.png,a\n", "not an image in a supported format"),
+        (b"https://example.org/scan.png", "looks like a URL"),
+        (b"", "empty file"),
+    ],
+)
 def test_bad_uploads_say_what_is_wrong(data, message):
     with pytest.raises(BadImage, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_gray(data, "x", 10**7)

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from glyphgate.cli import main
-from training.artifacts import load_torch_model
+from glyphgate.core.artifacts import load_torch_model
+from glyphgate.core.generate import synthesize
 from training.export import PARITY_TOL, onnx_parity
-from training.generate import load_module, synthesize
+from training.generate import load_module
 
 
 @pytest.mark.slow
@@ -50,8 +51,8 @@ def test_export_of_a_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_a_corrupt_model_pt_is_a_clear_error(tmp_path):
-    from training.errors import DataError
+    from glyphgate.core.errors import ArtifactsError
 
     (tmp_path / "model.pt").write_bytes(b"\x80not a torch file")
-    with pytest.raises(DataError, match="not a glyphgate model.pt"):
+    with pytest.raises(ArtifactsError, match="not a glyphgate model.pt"):
         load_torch_model(tmp_path)

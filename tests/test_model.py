@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from training.model import EnergyCNN, OnnxHead
+from glyphgate.core.model import EnergyCNN, OnnxHead
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from glyphgate.cli import main
-from training.pagexml import class_of, graphemes
+from glyphgate.core.pagexml import class_of, graphemes
 from training.synth.faces import CLASSES
 from training.synth.page import DEFAULT_TEXT, render_page
 
@@ -50,8 +50,28 @@ def test_glyph_level_page_lands_in_class_folders(pages, tmp_path):
 
 def test_word_level_split_recovers_the_glyph_level_truth(pages, tmp_path):
     """Connected components (dots and macron bars merged into their stems) give the same glyphs."""
-    main(["data", "import-page", str(pages / "glyph" / "p1.xml"), "--out", str(tmp_path / "g"), "--crop", "tight"])
-    main(["data", "import-page", str(pages / "word" / "p1.xml"), "--out", str(tmp_path / "w"), "--crop", "tight"])
+    main(
+        [
+            "data",
+            "import-page",
+            str(pages / "glyph" / "p1.xml"),
+            "--out",
+            str(tmp_path / "g"),
+            "--crop",
+            "tight",
+        ]
+    )
+    main(
+        [
+            "data",
+            "import-page",
+            str(pages / "word" / "p1.xml"),
+            "--out",
+            str(tmp_path / "w"),
+            "--crop",
+            "tight",
+        ]
+    )
     assert _tree(tmp_path / "w") == _tree(tmp_path / "g")
     assert (tmp_path / "w" / "ā").is_dir() and (tmp_path / "w" / "i").is_dir()
     # the same ink box either way, within a pixel of anti-aliasing
@@ -70,7 +90,17 @@ def test_2013_namespace_reads_the_same(pages, tmp_path):
 def test_crop_conventions_and_grey_stays_grey(pages, tmp_path):
     sizes = {}
     for crop in ("tight", "box", "line"):
-        main(["data", "import-page", str(pages / "glyph" / "p1.xml"), "--out", str(tmp_path / crop), "--crop", crop])
+        main(
+            [
+                "data",
+                "import-page",
+                str(pages / "glyph" / "p1.xml"),
+                "--out",
+                str(tmp_path / crop),
+                "--crop",
+                crop,
+            ]
+        )
         files = sorted((tmp_path / crop / "l").glob("*.png"))
         sizes[crop] = [Image.open(f).size for f in files]
     for (tw, th), (bw, bh), (lw, lh) in zip(sizes["tight"], sizes["box"], sizes["line"]):
@@ -93,10 +123,14 @@ def test_graphemes_and_abbreviations():
 BAD_PAGES = {
     "missing_image": lambda d: (d / "p.png").unlink(),
     "malformed_xml": lambda d: (d / "p.xml").write_text("<PcGts><Page>", encoding="utf-8"),
-    "not_page_xml": lambda d: (d / "p.xml").write_text('<mets xmlns="http://www.loc.gov/METS/"/>', encoding="utf-8"),
+    "not_page_xml": lambda d: (d / "p.xml").write_text(
+        '<mets xmlns="http://www.loc.gov/METS/"/>', encoding="utf-8"
+    ),
     "entity_bomb": lambda d: (d / "p.xml").write_text(
         '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/'
-        'pagecontent/2019-07-15"><Page imageFilename="p.png">&a;</Page></PcGts>', encoding="utf-8"),
+        'pagecontent/2019-07-15"><Page imageFilename="p.png">&a;</Page></PcGts>',
+        encoding="utf-8",
+    ),
 }
 
 
@@ -125,11 +159,13 @@ def test_polygons_outside_the_image_and_empty_words_are_skipped_with_a_warning(p
     first = xml.index('<Word id="w0_0">')
     coords = xml.index("<Coords", first)
     end = xml.index("/>", coords)
-    xml = xml[:coords] + '<Coords points="9000,9000 9100,9000 9100,9100 9000,9100"/>' + xml[end + 2:]
+    xml = xml[:coords] + '<Coords points="9000,9000 9100,9000 9100,9100 9000,9100"/>' + xml[end + 2 :]
     xml = xml.replace("<Unicode>kunst</Unicode>", "<Unicode> </Unicode>")
     (src / "p.xml").write_text(xml, encoding="utf-8")
     assert main(["data", "import-page", str(src / "p.xml"), "--out", str(tmp_path / "out")]) == 0
-    warnings = json.loads((tmp_path / "out" / "import.json").read_text(encoding="utf-8"))["pages"][0]["warnings"]
+    warnings = json.loads((tmp_path / "out" / "import.json").read_text(encoding="utf-8"))["pages"][0][
+        "warnings"
+    ]
     assert any("w0_0" in w and "outside the image" in w for w in warnings)
     assert any("w0_1" in w and "empty transcription" in w for w in warnings)
 
@@ -138,8 +174,20 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["data", "import-page", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "no such PAGE-XML file or folder" in capsys.readouterr().err
     render_page(tmp_path, "p")
-    assert main(["data", "import-page", str(tmp_path / "p.xml"), "--out", str(tmp_path / "o"), "--image",
-                 str(tmp_path / "missing.png")]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "import-page",
+                str(tmp_path / "p.xml"),
+                "--out",
+                str(tmp_path / "o"),
+                "--image",
+                str(tmp_path / "missing.png"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.png" in err[0] and "not found" in err[0]
 
@@ -151,12 +199,26 @@ def test_image_folder_is_matched_by_page_number_and_split_by_work(tmp_path):
         (src / work / "IMG").mkdir(parents=True)
         png.rename(src / work / "IMG" / f"IMG_0001{ord(work[0])}.jpg")  # a converted workspace image
     splits = tmp_path / "splits.json"
-    splits.write_text(json.dumps({"_comment": "x", "train": ["alpha", "beta"], "test": ["gamma"]}), encoding="utf-8")
-    assert main(["data", "import-page", str(src), "--out", str(tmp_path / "out"), "--split-by-work", str(splits)]) == 2
+    splits.write_text(
+        json.dumps({"_comment": "x", "train": ["alpha", "beta"], "test": ["gamma"]}), encoding="utf-8"
+    )
+    assert (
+        main(
+            ["data", "import-page", str(src), "--out", str(tmp_path / "out"), "--split-by-work", str(splits)]
+        )
+        == 2
+    )
     # the images are not where Page/@imageFilename says: resolved by the XML's folder or --image only
     for work in ("alpha", "beta", "gamma"):
-        (src / work / "IMG" / f"IMG_0001{ord(work[0])}.jpg").rename(src / work / "PAGE" / f"PAGE_0001{ord(work[0])}.jpg")
-    assert main(["data", "import-page", str(src), "--out", str(tmp_path / "out"), "--split-by-work", str(splits)]) == 0
+        (src / work / "IMG" / f"IMG_0001{ord(work[0])}.jpg").rename(
+            src / work / "PAGE" / f"PAGE_0001{ord(work[0])}.jpg"
+        )
+    assert (
+        main(
+            ["data", "import-page", str(src), "--out", str(tmp_path / "out"), "--split-by-work", str(splits)]
+        )
+        == 0
+    )
     assert _tree(tmp_path / "out" / "train")["k"] == 2 and _tree(tmp_path / "out" / "test")["k"] == 1
     assert not (tmp_path / "out" / "val").exists()
 
@@ -167,7 +229,9 @@ def test_scan_page_writes_verdicts_into_a_copy_of_the_page(pages, tiny_calibrate
     from defusedxml import ElementTree as SafeET
 
     src = pages / level / "p1.xml"
-    code = main(["scan", "--page", str(src), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "scan")])
+    code = main(
+        ["scan", "--page", str(src), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "scan")]
+    )
     res = json.loads((tmp_path / "scan" / "results.json").read_text(encoding="utf-8"))
     rows = res["results"]
     letters = [ch for line in DEFAULT_TEXT for ch in line if not ch.isspace()]
@@ -181,24 +245,54 @@ def test_scan_page_writes_verdicts_into_a_copy_of_the_page(pages, tiny_calibrate
     by_id = {r["glyph"]: r for r in rows}
     for g in glyphs:
         r = by_id[g.get("id")]
-        assert f"is_ood:{str(r['is_ood']).lower()};" in g.get("custom") and "glyphgate {label:" in g.get("custom")
+        assert f"is_ood:{str(r['is_ood']).lower()};" in g.get("custom") and "glyphgate {label:" in g.get(
+            "custom"
+        )
         ours = [t for t in g.findall(f"{ns}TextEquiv") if t.get("index") == "2"]
         assert len(ours) == 1 and ours[0].find(f"{ns}Unicode").text == r["label"]
         assert float(ours[0].get("conf")) == pytest.approx(r["confidence"], abs=1e-4)
     # the annotated page round-trips through the importer: same glyphs, ground truth first
     shutil.copy(pages / level / "p1.png", tmp_path / "scan" / "p1.png")
-    assert main(["data", "import-page", str(annotated), "--image", str(tmp_path / "scan" / "p1.png"),
-                 "--out", str(tmp_path / "again")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "import-page",
+                str(annotated),
+                "--image",
+                str(tmp_path / "scan" / "p1.png"),
+                "--out",
+                str(tmp_path / "again"),
+            ]
+        )
+        == 0
+    )
     main(["data", "import-page", str(pages / "glyph" / "p1.xml"), "--out", str(tmp_path / "truth")])
-    assert {k: v for k, v in _tree(tmp_path / "again").items() if not k.startswith("ood")} == \
-           {k: v for k, v in _tree(tmp_path / "truth").items() if not k.startswith("ood")}
+    assert {k: v for k, v in _tree(tmp_path / "again").items() if not k.startswith("ood")} == {
+        k: v for k, v in _tree(tmp_path / "truth").items() if not k.startswith("ood")
+    }
 
 
 def test_scan_page_refuses_hostile_xml(tiny_calibrated, tmp_path, capsys):
     render_page(tmp_path, "p", lines=["kurz"])
     (tmp_path / "p.xml").write_text(
         '<?xml version="1.0"?><!DOCTYPE PcGts [<!ENTITY x SYSTEM "file:///etc/passwd">]><PcGts xmlns="http://schema.'
-        'primaresearch.org/PAGE/gts/pagecontent/2019-07-15"><Page imageFilename="p.png">&x;</Page></PcGts>', encoding="utf-8")
-    assert main(["scan", "--page", str(tmp_path / "p.xml"), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "o")]) == 2
+        'primaresearch.org/PAGE/gts/pagecontent/2019-07-15"><Page imageFilename="p.png">&x;</Page></PcGts>',
+        encoding="utf-8",
+    )
+    assert (
+        main(
+            [
+                "scan",
+                "--page",
+                str(tmp_path / "p.xml"),
+                "--artifacts",
+                str(tiny_calibrated),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not well-formed PAGE-XML" in err[0] and "Traceback" not in err[0]

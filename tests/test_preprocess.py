@@ -3,7 +3,13 @@ import pytest
 import torch
 from PIL import Image
 
-from training.preprocess import IMAGE_SIZE, pil_to_gray, prepare, preprocess, preprocess_many
+from glyphgate.core.preprocess import (
+    IMAGE_SIZE,
+    pil_to_gray,
+    prepare,
+    preprocess,
+    preprocess_many,
+)
 
 
 def _glyph_like(h=70, w=50, seed=0):
@@ -102,7 +108,9 @@ def test_pillow_resize_matches_torchvision_antialias(shape):
     import torchvision.transforms.v2.functional as TF
 
     a = np.random.default_rng(sum(shape)).random(shape).astype(np.float32)
-    t = torch.from_numpy((a - a.min()) / (a.max() - a.min()) if a.max() > a.min() else np.ones_like(a))[None, None]
+    t = torch.from_numpy((a - a.min()) / (a.max() - a.min()) if a.max() > a.min() else np.ones_like(a))[
+        None, None
+    ]
     h, w = shape
     # torchvision's max_size rounds the short side down; a 3x700 strip would round to 0 rows.
     size = [56, max(1, int(56 * w / h))] if h >= w else [max(1, int(56 * h / w)), 56]
@@ -110,16 +118,16 @@ def test_pillow_resize_matches_torchvision_antialias(shape):
     h, w = r.shape[-2:]
     paper = float(np.median(torch.cat([r[0, 0, 0], r[0, 0, -1], r[0, 0, :, 0], r[0, 0, :, -1]]).numpy()))
     ref = torch.full((1, 1, 56, 56), paper)
-    ref[..., (56 - h) // 2:(56 - h) // 2 + h, (56 - w) // 2:(56 - w) // 2 + w] = r
+    ref[..., (56 - h) // 2 : (56 - h) // 2 + h, (56 - w) // 2 : (56 - w) // 2 + w] = r
     assert torch.allclose(preprocess(a), (ref * 2 - 1).clamp(-1, 1), atol=1e-4)
 
 
 def test_huge_scans_are_box_averaged_first_and_still_look_the_same():
     """A 6000x6000 scan is reduced by a whole factor before the float work (21 ms instead of
     0.9 s); the model input differs from the full-resolution path by under 2.5 % of its range."""
-    from training.preprocess import REDUCE_ABOVE
-
     from pathlib import Path
+
+    from glyphgate.core.preprocess import REDUCE_ABOVE
 
     glyph = Image.open(Path(__file__).parents[1] / "examples/glyphs/a.png").convert("L")
     huge = glyph.resize((6000, 6000), Image.BILINEAR)

@@ -26,25 +26,43 @@ def imported_page(tmp_path_factory):
 def evaluated(tiny_calibrated, imported_page, tmp_path_factory):
     folder = tmp_path_factory.mktemp("eval") / "art"
     shutil.copytree(tiny_calibrated, folder)
-    assert main(["evaluate", "--artifacts", str(folder), "--data", str(imported_page), "--name", "rendered",
-                 "--source", "pages rendered by the test"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--artifacts",
+                str(folder),
+                "--data",
+                str(imported_page),
+                "--name",
+                "rendered",
+                "--source",
+                "pages rendered by the test",
+            ]
+        )
+        == 0
+    )
     return folder
 
 
 def test_evaluate_measures_what_the_onnx_model_says(evaluated, imported_page):
-    from calibration.scores import OnnxRunner
-    from training.artifacts import load_calibration, read_json
+    from glyphgate.core.artifacts import load_calibration, read_json
+    from glyphgate.core.onnx_model import OnnxModel
     from training.data_folders import read_named_classes, read_ood_folders
 
     r = json.loads((evaluated / "real_scans.json").read_text(encoding="utf-8"))["rendered"]
     cal = load_calibration(evaluated)
     classes = read_json(evaluated / "classes.json")
     x, y, unknown = read_named_classes(imported_page, classes, "test")
-    logits, energy = OnnxRunner(evaluated / "model.onnx")(x.numpy())
+    logits, energy = OnnxModel(evaluated / "model.onnx").run(x.numpy())
     assert r["n_glyphs"] == len(y) > 100 and unknown == {} and r["source"] == "pages rendered by the test"
     assert r["accuracy"] == pytest.approx(float(np.mean(logits.argmax(1) == y.numpy())))
     assert r["flagged_at_threshold"] == pytest.approx(float(np.mean(energy > cal["threshold"])))
-    assert set(r["ood"]) == set(read_ood_folders(imported_page)) >= {"words", "fragments", "blank", "other_symbols"}
+    assert (
+        set(r["ood"])
+        == set(read_ood_folders(imported_page))
+        >= {"words", "fragments", "blank", "other_symbols"}
+    )
     assert all(0 <= v["auroc"] <= 1 for v in r["ood"].values())
     assert sum(v["n"] for v in r["per_class"].values()) == r["n_glyphs"]
 
@@ -54,7 +72,10 @@ def test_report_and_card_show_the_real_pages_and_the_panel(evaluated, tiny_run, 
     assert "Robustness panel" in index and "binarised (Sauvola)" in index
     assert "<b>rendered</b>: pages rendered by the test" in index and "real_rendered_misses.png" in index
     assert (evaluated / "report" / "real_rendered_misses.png").stat().st_size > 500
-    assert main(["card", "--artifacts", str(evaluated), "--run", str(tiny_run), "--data", str(train_corpus)]) == 0
+    assert (
+        main(["card", "--artifacts", str(evaluated), "--run", str(tiny_run), "--data", str(train_corpus)])
+        == 0
+    )
     card = (evaluated / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "## Robustness panel" in card and "| 16 px downsample |" in card
     assert "## Real pages" in card and "| rendered |" in card
@@ -74,7 +95,9 @@ def test_robustness_panel_rows_in_calibration_json(tiny_calibrated):
     cal = json.loads((tiny_calibrated / "calibration.json").read_text(encoding="utf-8"))
     panel = cal["robustness"]
     assert list(panel) == ["clean", *PANEL]
-    assert panel["clean"]["d_accuracy"] == 0 and panel["clean"]["accuracy"] == pytest.approx(cal["id"]["accuracy"])
+    assert panel["clean"]["d_accuracy"] == 0 and panel["clean"]["accuracy"] == pytest.approx(
+        cal["id"]["accuracy"]
+    )
     for row in panel.values():
         assert 0 <= row["accuracy"] <= 1 and 0 <= row["flagged"] <= 1
         assert row["d_flagged"] == pytest.approx(row["flagged"] - panel["clean"]["flagged"])

@@ -1,7 +1,7 @@
 import torch
 
-from training.model import EnergyCNN
-from training.sampler import InformativeInit, ReplayBuffer, SGLDSampler
+from glyphgate.core.model import EnergyCNN
+from glyphgate.core.sampler import InformativeInit, ReplayBuffer, SGLDSampler
 
 
 def _net():
@@ -81,12 +81,20 @@ def test_buffer_chains_persist():
     assert not torch.equal(before, buf.chains)
 
 
-def test_conditional_buffer_has_a_row_per_class():
+def test_sampling_moves_exactly_the_chains_it_drew_and_keeps_them():
+    """Persistent CD: each drawn chain is moved a little by SGLD and stored back in its own slot;
+    every other chain is untouched. With no steps, the draw-and-store round trip is the identity."""
     net = _net()
-    buf = ReplayBuffer(capacity=10, num_rows=4)
-    y = torch.tensor([0, 1, 2, 3] * 4)
-    SGLDSampler(net, 4, buffer=buf, steps=1).sample(16, y)
-    assert buf.chains.shape == (4, 10, 1, 56, 56)
+    buf = ReplayBuffer(capacity=64)
+    before = buf.chains.clone()
+    SGLDSampler(net, 4, buffer=buf, steps=0, reinit=0.0).sample(8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(buf.chains, before)
+    SGLDSampler(net, 4, buffer=buf, steps=2, reinit=0.0).sample(8, generator=torch.Generator().manual_seed(1))
+    changed = (buf.chains != before).flatten(2).any(2)[0]
+    assert 1 <= int(changed.sum()) <= 8
+    # two steps of at most 1.0 * 0.03 plus noise: a slot's new state is its own old one, moved a little
+    assert (buf.chains[0, changed] - before[0, changed]).abs().max() < 0.2
+    assert torch.equal(buf.chains[0, ~changed], before[0, ~changed])
 
 
 def test_informative_init_resembles_its_class():

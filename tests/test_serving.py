@@ -10,10 +10,10 @@ import zlib
 import httpx
 import numpy as np
 import pytest
+from live_server import Server
 from PIL import Image
 
-from serving.launch import Server
-from training.preprocess import pil_to_gray, preprocess
+from glyphgate.core.preprocess import pil_to_gray, preprocess
 
 pytestmark = pytest.mark.slow
 MAX_MB = 2
@@ -27,10 +27,22 @@ def png_bytes(im: Image.Image, fmt: str = "PNG") -> bytes:
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width x height (1-bit grey) but carries one row of data: a bomb's shape."""
+
     def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +89,18 @@ def test_classify_and_score_agree_with_onnx_runtime(client, tiny_calibrated, gly
         body = r.json()
         assert body["label"] == cal["classes"][int(np.argmax(logits))]
         assert body["energy"] == pytest.approx(energy, abs=1e-5)
-        assert body["is_ood"] == (energy > cal["threshold"]) and body["threshold"] == pytest.approx(cal["threshold"])
+        assert body["is_ood"] == (energy > cal["threshold"]) and body["threshold"] == pytest.approx(
+            cal["threshold"]
+        )
         assert len(body["top_k"]) == 5 and body["top_k"][0]["label"] == body["label"]
         assert sum(t["p"] for t in body["top_k"]) <= 1 + 1e-6
         s = client.post("/score", files={"image": ("g.png", png_bytes(im), "image/png")}).json()
-        assert s == {"energy": pytest.approx(energy, abs=1e-5), "threshold": body["threshold"], "is_ood": body["is_ood"],
-                     "p_value": body["p_value"]}
+        assert s == {
+            "energy": pytest.approx(energy, abs=1e-5),
+            "threshold": body["threshold"],
+            "is_ood": body["is_ood"],
+            "p_value": body["p_value"],
+        }
         cal_e = np.array(cal["id_energies"])
         assert body["p_value"] == pytest.approx((1 + np.sum(cal_e >= body["energy"])) / (len(cal_e) + 1))
 
@@ -94,12 +112,22 @@ def test_alpha_sets_the_flag_rule_per_request(client, glyphs):
     for alpha in (0.2, 0.5, 0.9):
         got = client.post("/score_batch", files=files, data={"alpha": str(alpha)}).json()["results"]
         assert [r["is_ood"] for r in got] == list(pv < alpha) and all(r["alpha"] == alpha for r in got)
-    one = client.post("/classify", files={"image": ("g.png", png_bytes(glyphs[0]), "image/png")}, data={"alpha": "0.999"})
+    one = client.post(
+        "/classify", files={"image": ("g.png", png_bytes(glyphs[0]), "image/png")}, data={"alpha": "0.999"}
+    )
     assert one.status_code == 200 and one.json()["is_ood"] == (default[0]["p_value"] < 0.999)
-    for bad, why in (("0", "strictly between 0 and 1"), ("1.5", "strictly between 0 and 1"), ("lots", "not a number")):
-        r = client.post("/score", files={"image": ("g.png", png_bytes(glyphs[0]), "image/png")}, data={"alpha": bad})
+    for bad, why in (
+        ("0", "strictly between 0 and 1"),
+        ("1.5", "strictly between 0 and 1"),
+        ("lots", "not a number"),
+    ):
+        r = client.post(
+            "/score", files={"image": ("g.png", png_bytes(glyphs[0]), "image/png")}, data={"alpha": bad}
+        )
         assert r.status_code == 400 and why in r.json()["error"], r.text
-    r = client.post("/preview", files={"image": ("g.png", png_bytes(glyphs[0]), "image/png")}, data={"alpha": "0.1"})
+    r = client.post(
+        "/preview", files={"image": ("g.png", png_bytes(glyphs[0]), "image/png")}, data={"alpha": "0.1"}
+    )
     assert r.status_code == 400 and "unexpected field" in r.json()["error"]
 
 
@@ -145,11 +173,15 @@ def test_unusual_but_valid_images_are_accepted(client, glyphs):
     g = glyphs[0]
     wide = Image.new("L", (5000, 20), 230)
     cases = {
-        "rgb": png_bytes(g.convert("RGB")), "rgba": png_bytes(g.convert("RGBA")),
+        "rgb": png_bytes(g.convert("RGB")),
+        "rgba": png_bytes(g.convert("RGBA")),
         "16bit": png_bytes(Image.fromarray(np.asarray(g).astype(np.uint16) * 257)),
-        "1bit": png_bytes(g.convert("1")), "palette": png_bytes(g.convert("P")),
-        "1x1": png_bytes(Image.new("L", (1, 1), 200)), "wide": png_bytes(wide),
-        "jpeg": png_bytes(g, "JPEG"), "tiff": png_bytes(g, "TIFF"),
+        "1bit": png_bytes(g.convert("1")),
+        "palette": png_bytes(g.convert("P")),
+        "1x1": png_bytes(Image.new("L", (1, 1), 200)),
+        "wide": png_bytes(wide),
+        "jpeg": png_bytes(g, "JPEG"),
+        "tiff": png_bytes(g, "TIFF"),
         "png_named_jpeg": png_bytes(g),  # sent below as x.jpg / image/jpeg: decoded by content
     }
     for name, data in cases.items():
@@ -165,30 +197,126 @@ def _bad_requests(glyph_png: bytes):
     tiny = png_bytes(Image.new("L", (4, 4), 128))
     return [
         # (name, method, path, request kwargs, status, message fragment)
-        ("non-image bytes", "/score", {"files": {"image": ("a.png", b"hello, world", "image/png")}}, 400, "a.png: not an image"),
-        ("truncated png", "/score", {"files": {"image": ("t.png", truncated, "image/png")}}, 400, "t.png: damaged or truncated"),
-        ("zero-byte file", "/classify", {"files": {"image": ("z.png", b"", "image/png")}}, 400, "z.png: empty file"),
-        ("decompression bomb", "/score", {"files": {"image": ("bomb.png", png_header_only(100_000, 100_000), "image/png")}}, 400, "decompression bomb"),
-        ("over the pixel cap", "/score", {"files": {"image": ("huge.png", png_header_only(8000, 6000), "image/png")}}, 400, "over the 40,000,000-pixel cap"),
-        ("wrong field name", "/classify", {"files": {"file": ("g.png", glyph_png, "image/png")}}, 400, "no file in the field 'image'; got 'file'"),
-        ("url in file field", "/classify", {"files": {"image": (None, "http://169.254.169.254/latest/meta-data")}}, 400, "not text"),
-        ("url as urlencoded form", "/classify", {"data": {"image": "http://169.254.169.254/"}}, 400, "expected multipart/form-data"),
+        (
+            "non-image bytes",
+            "/score",
+            {"files": {"image": ("a.png", b"hello, world", "image/png")}},
+            400,
+            "a.png: not an image",
+        ),
+        (
+            "truncated png",
+            "/score",
+            {"files": {"image": ("t.png", truncated, "image/png")}},
+            400,
+            "t.png: damaged or truncated",
+        ),
+        (
+            "zero-byte file",
+            "/classify",
+            {"files": {"image": ("z.png", b"", "image/png")}},
+            400,
+            "z.png: empty file",
+        ),
+        (
+            "decompression bomb",
+            "/score",
+            {"files": {"image": ("bomb.png", png_header_only(100_000, 100_000), "image/png")}},
+            400,
+            "decompression bomb",
+        ),
+        (
+            "over the pixel cap",
+            "/score",
+            {"files": {"image": ("huge.png", png_header_only(8000, 6000), "image/png")}},
+            400,
+            "over the 40,000,000-pixel cap",
+        ),
+        (
+            "wrong field name",
+            "/classify",
+            {"files": {"file": ("g.png", glyph_png, "image/png")}},
+            400,
+            "no file in the field 'image'; got 'file'",
+        ),
+        (
+            "url in file field",
+            "/classify",
+            {"files": {"image": (None, "http://169.254.169.254/latest/meta-data")}},
+            400,
+            "not text",
+        ),
+        (
+            "url as urlencoded form",
+            "/classify",
+            {"data": {"image": "http://169.254.169.254/"}},
+            400,
+            "expected multipart/form-data",
+        ),
         ("base64 text field", "/score", {"files": {"image": (None, b64.decode())}}, 400, "not text"),
-        ("base64 as file", "/score", {"files": {"image": ("b.png", b64, "image/png")}}, 400, "looks like base64"),
-        ("url bytes as file", "/score", {"files": {"image": ("u.png", b"https://example.com/a.png", "image/png")}}, 400, "looks like a URL"),
-        ("empty body", "/classify", {"content": b"", "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, "empty body"),
+        (
+            "base64 as file",
+            "/score",
+            {"files": {"image": ("b.png", b64, "image/png")}},
+            400,
+            "looks like base64",
+        ),
+        (
+            "url bytes as file",
+            "/score",
+            {"files": {"image": ("u.png", b"https://example.com/a.png", "image/png")}},
+            400,
+            "looks like a URL",
+        ),
+        (
+            "empty body",
+            "/classify",
+            {"content": b"", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+            400,
+            "empty body",
+        ),
         ("json instead of file", "/score", {"json": {"image": "a.png"}}, 400, "expected multipart/form-data"),
-        ("too many images", "/score_batch", {"files": [("images", ("t.png", tiny, "image/png"))] * 257}, 400, "the limit is 256"),
-        ("two files to /score", "/score", {"files": [("image", ("a.png", tiny, "image/png"))] * 2}, 400, "the limit is 1"),
-        ("body over the cap", "/score_batch", {"files": {"images": ("big.png", big, "image/png")}}, 413, "byte limit"),
+        (
+            "too many images",
+            "/score_batch",
+            {"files": [("images", ("t.png", tiny, "image/png"))] * 257},
+            400,
+            "the limit is 256",
+        ),
+        (
+            "two files to /score",
+            "/score",
+            {"files": [("image", ("a.png", tiny, "image/png"))] * 2},
+            400,
+            "the limit is 1",
+        ),
+        (
+            "body over the cap",
+            "/score_batch",
+            {"files": {"images": ("big.png", big, "image/png")}},
+            413,
+            "byte limit",
+        ),
         ("generate n=0", "/generate", {"json": {"n": 0}}, 400, "n=0 is out of range"),
         ("generate n=65", "/generate", {"json": {"n": 65}}, 400, "n=65 is out of range"),
-        ("generate steps=2000", "/generate_chain", {"json": {"steps": 2000}}, 400, "steps=2000 is out of range"),
+        (
+            "generate steps=2000",
+            "/generate_chain",
+            {"json": {"steps": 2000}},
+            400,
+            "steps=2000 is out of range",
+        ),
         ("generate unknown label", "/generate", {"json": {"label": "Q"}}, 400, "label 'Q' is not a class"),
         ("generate n as text", "/generate", {"json": {"n": "ten"}}, 400, "n must be an integer"),
         ("generate seed<0", "/generate", {"json": {"seed": -1}}, 400, "seed=-1 is out of range"),
         ("generate unknown field", "/generate", {"json": {"count": 3}}, 400, "unknown field(s) 'count'"),
-        ("generate not json", "/generate", {"content": b"n=3", "headers": {"content-type": "application/json"}}, 400, "body is not JSON"),
+        (
+            "generate not json",
+            "/generate",
+            {"content": b"n=3", "headers": {"content-type": "application/json"}},
+            400,
+            "body is not JSON",
+        ),
     ]
 
 
@@ -210,9 +338,14 @@ def test_every_endpoint_answers_a_bad_file_in_one_shape_with_one_log_line(server
     bad = ("bad.png", b"\x89PNG\r\n\x1a\n cut off", "image/png")
     png, xml = png_bytes(glyphs[0]), b"<PcGts/>"
     calls = {
-        "/classify": {"files": {"image": bad}}, "/score": {"files": {"image": bad}}, "/preview": {"files": {"image": bad}},
-        "/classify_batch": {"files": [("images", bad)]}, "/score_batch": {"files": [("images", bad)] * 2},
-        "/scan_page": {"files": {"image": ("page.png", png, "image/png"), "page": ("page.xml", xml, "application/xml")}},
+        "/classify": {"files": {"image": bad}},
+        "/score": {"files": {"image": bad}},
+        "/preview": {"files": {"image": bad}},
+        "/classify_batch": {"files": [("images", bad)]},
+        "/score_batch": {"files": [("images", bad)] * 2},
+        "/scan_page": {
+            "files": {"image": ("page.png", png, "image/png"), "page": ("page.xml", xml, "application/xml")}
+        },
     }
     before = server.output().count("Traceback")
     for path, kwargs in calls.items():
@@ -223,8 +356,12 @@ def test_every_endpoint_answers_a_bad_file_in_one_shape_with_one_log_line(server
         want = "page.xml" if path == "/scan_page" else (None if path.endswith("_batch") else "bad.png")
         assert body["file"] == want and (want is None or body["error"].startswith(want)), (path, body)
         if path.endswith("_batch"):
-            assert all(e["file"] == "bad.png" and "damaged or truncated PNG" in e["error"] for e in body["errors"])
-    mixed = client.post("/score_batch", files=[("images", bad), ("images", ("g.png", png, "image/png"))]).json()
+            assert all(
+                e["file"] == "bad.png" and "damaged or truncated PNG" in e["error"] for e in body["errors"]
+            )
+    mixed = client.post(
+        "/score_batch", files=[("images", bad), ("images", ("g.png", png, "image/png"))]
+    ).json()
     assert mixed["results"][0] == {"index": 0, "file": "bad.png", "error": mixed["results"][0]["error"]}
     assert mixed["results"][1]["file"] == "g.png" and "energy" in mixed["results"][1]
     log = server.output()
@@ -245,8 +382,10 @@ def metric_values(client) -> dict[str, float]:
 def test_metrics_count_verdicts_classes_and_energies(client, glyphs):
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (56, 56), dtype=np.uint8))
     before = metric_values(client)
-    sent = [client.post("/classify", files={"image": (f"{i}.png", png_bytes(im), "image/png")}).json()
-            for i, im in enumerate(glyphs[:5] + [noise])]
+    sent = [
+        client.post("/classify", files={"image": (f"{i}.png", png_bytes(im), "image/png")}).json()
+        for i, im in enumerate(glyphs[:5] + [noise])
+    ]
     client.post("/score", files={"image": ("x.png", b"junk", "image/png")})
     after = metric_values(client)
 
@@ -257,7 +396,9 @@ def test_metrics_count_verdicts_classes_and_energies(client, glyphs):
     assert grew('glyphgate_scans_total{verdict="flagged"}') == flagged
     assert grew('glyphgate_scans_total{verdict="glyph"}') == len(sent) - flagged
     for label in {r["label"] for r in sent}:
-        assert grew(f'glyphgate_scans_by_class_total{{label="{label}"}}') == sum(r["label"] == label for r in sent)
+        assert grew(f'glyphgate_scans_by_class_total{{label="{label}"}}') == sum(
+            r["label"] == label for r in sent
+        )
     assert grew("glyphgate_energy_count") == len(sent)
     assert grew("glyphgate_energy_sum") == pytest.approx(sum(r["energy"] for r in sent), abs=1e-3)
     assert grew("glyphgate_rejected_uploads_total") == 1
@@ -288,14 +429,19 @@ def test_generate_and_generate_chain_return_pngs(client):
 
 def test_bearer_token_guards_the_apis_but_not_health(tiny_calibrated, glyphs, tmp_path):
     png = png_bytes(glyphs[0])
-    with Server(tiny_calibrated, tmp_path / "serve.log", GLYPHGATE_API_TOKEN="s3cret") as s, httpx.Client(base_url=s.url, timeout=60) as c:
+    with (
+        Server(tiny_calibrated, tmp_path / "serve.log", GLYPHGATE_API_TOKEN="s3cret") as s,
+        httpx.Client(base_url=s.url, timeout=60) as c,
+    ):
         assert c.get("/readyz").status_code == 200 and c.get("/livez").status_code == 200
         assert c.get("/metrics").status_code == 200
         r = c.post("/score", files={"image": ("g.png", png, "image/png")})
         assert r.status_code == 401 and "bearer token" in r.json()["error"]
         r = c.post("/generate", json={"n": 1, "steps": 1}, headers={"Authorization": "Bearer wrong"})
         assert r.status_code == 401
-        r = c.post("/score", files={"image": ("g.png", png, "image/png")}, headers={"Authorization": "Bearer s3cret"})
+        r = c.post(
+            "/score", files={"image": ("g.png", png, "image/png")}, headers={"Authorization": "Bearer s3cret"}
+        )
         assert r.status_code == 200
 
 
@@ -325,10 +471,35 @@ def test_scan_through_the_server_matches_local_scoring(server, tiny_calibrated, 
     with open(train_corpus / "test.npy", "rb") as f:
         for i, a in enumerate(np.load(f)[:10]):
             Image.fromarray(a).save(folder / f"g{i}.png")
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64), dtype=np.uint8)).save(folder / "noise.png")
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64), dtype=np.uint8)).save(
+        folder / "noise.png"
+    )
     (folder / "bad.png").write_bytes(b"\x89PNG broken")
-    main(["scan", str(folder), "--url", server.url, "--out", str(tmp_path / "remote"), "--batch", "4", "--no-progress"])
-    main(["scan", str(folder), "--artifacts", str(tiny_calibrated), "--out", str(tmp_path / "local"), "--no-progress"])
+    code_remote = main(
+        [
+            "scan",
+            str(folder),
+            "--url",
+            server.url,
+            "--out",
+            str(tmp_path / "remote"),
+            "--batch",
+            "4",
+            "--no-progress",
+        ]
+    )
+    code_local = main(
+        [
+            "scan",
+            str(folder),
+            "--artifacts",
+            str(tiny_calibrated),
+            "--out",
+            str(tmp_path / "local"),
+            "--no-progress",
+        ]
+    )
+    assert code_remote == code_local == 1  # the noise scan is flagged either way
     remote = json.loads((tmp_path / "remote" / "results.json").read_text())["results"]
     local = json.loads((tmp_path / "local" / "results.json").read_text())["results"]
     assert [r["path"] for r in remote] == [r["path"] for r in local] and len(remote) == 12
@@ -342,14 +513,19 @@ def test_scan_page_returns_a_verdict_per_glyph_and_the_annotated_page(client, tm
     from training.synth.page import DEFAULT_TEXT, render_page
 
     png, xml = render_page(tmp_path, "p", glyph_level=False)
-    files = {"image": ("p.png", png.read_bytes(), "image/png"), "page": ("p.xml", xml.read_bytes(), "application/xml")}
+    files = {
+        "image": ("p.png", png.read_bytes(), "image/png"),
+        "page": ("p.xml", xml.read_bytes(), "application/xml"),
+    }
     r = client.post("/scan_page", files=files)
     assert r.status_code == 200, r.text
     body = r.json()
     letters = [ch for line in DEFAULT_TEXT for ch in line if not ch.isspace()]
     assert body["n"] == len(letters) and [g["text"] for g in body["results"]] == letters
     assert all(0 < g["p_value"] <= 1 and g["word"] and g["line"] for g in body["results"])
-    assert body["page_xml"].count("glyphgate {label:") == len(letters) and body["flagged"] == sum(g["is_ood"] for g in body["results"])
+    assert body["page_xml"].count("glyphgate {label:") == len(letters) and body["flagged"] == sum(
+        g["is_ood"] for g in body["results"]
+    )
     hostile = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e "e">]><PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"><Page>&e;</Page></PcGts>'
     r = client.post("/scan_page", files={**files, "page": ("evil.xml", hostile, "application/xml")})
     assert r.status_code == 400 and "evil.xml: not well-formed PAGE-XML" in r.json()["error"]
@@ -395,8 +571,12 @@ def test_big_images_do_not_stall_small_scans(server, client, glyphs, tmp_path):
     alone, loaded, answers = [], [], []
     for _ in range(3):
         alone += latencies()
-        senders = [subprocess.Popen([sys.executable, "-c", SEND_FOREVER, server.url, str(big)], stdout=subprocess.PIPE,
-                                    text=True) for _ in range(2)]
+        senders = [
+            subprocess.Popen(
+                [sys.executable, "-c", SEND_FOREVER, server.url, str(big)], stdout=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
         time.sleep(1.0)
         loaded += latencies()
         for p in senders:
@@ -404,4 +584,6 @@ def test_big_images_do_not_stall_small_scans(server, client, glyphs, tmp_path):
             answers += p.communicate()[0].split()
     assert len(answers) >= 6 and set(answers) == {"200"}, answers[:10]
     p99_alone, p99_loaded = np.percentile(alone, 99), np.percentile(loaded, 99)
-    assert p99_loaded <= 2 * p99_alone, f"p99 small /score: {1e3 * p99_alone:.1f} ms alone, {1e3 * p99_loaded:.1f} ms beside big images"
+    assert p99_loaded <= 2 * p99_alone, (
+        f"p99 small /score: {1e3 * p99_alone:.1f} ms alone, {1e3 * p99_loaded:.1f} ms beside big images"
+    )

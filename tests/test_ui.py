@@ -3,19 +3,19 @@ installed by `make test`) against a real server on 127.0.0.1. Screenshots go to
 test-output/ui/ so a person can look at what a visitor sees."""
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
+from live_server import ROOT, Server
 from PIL import Image
-
-from serving.launch import ROOT, Server
 
 pytestmark = pytest.mark.slow
 SHOTS = ROOT / "test-output" / "ui"
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if not (CHROMIUM and DRIVER):
-    pytest.skip("chromium and chromedriver are not installed (make test installs them)", allow_module_level=True)
+    pytest.skip(
+        "chromium and chromedriver are not installed (make test installs them)", allow_module_level=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def scans(train_corpus, tiny_calibrated, tmp_path_factory):
     """The test glyph the tiny model finds most glyph-like, and a uniform-noise scan."""
     import onnxruntime as ort
 
-    from training.preprocess import preprocess
+    from glyphgate.core.preprocess import preprocess
 
     with open(train_corpus / "test.npy", "rb") as f:
         x = np.load(f)
@@ -31,7 +31,9 @@ def scans(train_corpus, tiny_calibrated, tmp_path_factory):
     _, energy = session.run(None, {"image": preprocess(x).numpy()})
     folder = tmp_path_factory.mktemp("scans")
     Image.fromarray(x[int(np.argmin(energy))]).save(folder / "glyph.png")
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(folder / "noise.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(
+        folder / "noise.png"
+    )
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     return folder
 
@@ -110,7 +112,9 @@ def test_no_page_the_server_serves_calls_outside(page, scans):
 
 
 def test_page_shows_verdicts_for_a_glyph_a_non_glyph_and_a_broken_file(page, scans):
-    page.find_element("id", "files").send_keys("\n".join(str(scans / n) for n in ("glyph.png", "noise.png", "broken.png")))
+    page.find_element("id", "files").send_keys(
+        "\n".join(str(scans / n) for n in ("glyph.png", "noise.png", "broken.png"))
+    )
     cards = verdicts(page, 3)
     by_name = {}
     for c in cards:

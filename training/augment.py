@@ -22,7 +22,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from scipy import ndimage
 
-from .preprocess import prepare
+from glyphgate.core.preprocess import prepare
 
 
 def paper_level(x: torch.Tensor) -> float:
@@ -50,7 +50,7 @@ def ink_box(x: torch.Tensor) -> tuple[int, int, int, int] | None:
     if n == 0:
         return None
     h, w = img.shape
-    central = np.unique(labels[h // 3: h - h // 3, w // 3: w - w // 3])
+    central = np.unique(labels[h // 3 : h - h // 3, w // 3 : w - w // 3])
     keep = np.isin(labels, central[central > 0]) if (central > 0).any() else labels > 0
     cols = np.flatnonzero(keep.any(0))
     # Dots, macrons and accents above or below the stem belong to the glyph.
@@ -134,8 +134,15 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 
 
 def rotate(x: torch.Tensor, degrees: float, shear: float = 0.0) -> torch.Tensor:
-    return TF.affine(x, angle=degrees, translate=[0, 0], scale=1.0, shear=[shear, 0.0],
-                     interpolation=v2.InterpolationMode.BILINEAR, fill=paper_level(x))
+    return TF.affine(
+        x,
+        angle=degrees,
+        translate=[0, 0],
+        scale=1.0,
+        shear=[shear, 0.0],
+        interpolation=v2.InterpolationMode.BILINEAR,
+        fill=paper_level(x),
+    )
 
 
 # The robustness panel: one fixed perturbation per row, applied to every test image.
@@ -168,7 +175,9 @@ def _random_crop(x):
 
 
 def _random_binarise(x):
-    out = binarise(x, random.choice(("otsu", "sauvola")), window=random.choice((11, 15, 21)), k=random.uniform(0.1, 0.35))
+    out = binarise(
+        x, random.choice(("otsu", "sauvola")), window=random.choice((11, 15, 21)), k=random.uniform(0.1, 0.35)
+    )
     return speckle(out, random.uniform(0.0, 0.01)) if random.random() < 0.5 else out
 
 
@@ -191,12 +200,14 @@ def _random_rotate(x):
 def scan_augment() -> v2.Transform:
     """The training-time pipeline over one (1, 56, 56) sample."""
     step = lambda fn, p: v2.RandomApply([v2.Lambda(fn)], p=p)  # noqa: E731
-    return v2.Compose([
-        step(_random_crop, 0.5),
-        step(_random_rotate, 0.3),
-        step(_random_stroke, 0.2),
-        step(_random_low_res, 0.2),
-        step(_random_binarise, 0.25),
-        step(_random_jpeg, 0.15),
-        v2.Lambda(renormalise),
-    ])
+    return v2.Compose(
+        [
+            step(_random_crop, 0.5),
+            step(_random_rotate, 0.3),
+            step(_random_stroke, 0.2),
+            step(_random_low_res, 0.2),
+            step(_random_binarise, 0.25),
+            step(_random_jpeg, 0.15),
+            v2.Lambda(renormalise),
+        ]
+    )

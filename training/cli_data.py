@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import time
 
-from .errors import DataError
+from glyphgate.core.errors import ConfigError, DataError
+from glyphgate.core.pages import add_page_arguments
 
 
 def add_synth_arguments(p):
     from .synth.corpus import DEFAULT_OOD_PER_KIND, DEFAULT_TOTAL
 
-    p.add_argument("--out", required=True, help="folder to write (course layout + classes.json + ood/ + preview/)")
+    p.add_argument(
+        "--out", required=True, help="folder to write (course layout + classes.json + ood/ + preview/)"
+    )
     p.add_argument("--seed", type=int, default=0, help="same seed, byte-identical arrays (default 0)")
-    p.add_argument("--total", type=int, default=DEFAULT_TOTAL, help=f"glyph images over all splits (default {DEFAULT_TOTAL})")
-    p.add_argument("--ood-per-kind", type=int, default=DEFAULT_OOD_PER_KIND, help=f"images per OOD kind (default {DEFAULT_OOD_PER_KIND})")
+    p.add_argument(
+        "--total",
+        type=int,
+        default=DEFAULT_TOTAL,
+        help=f"glyph images over all splits (default {DEFAULT_TOTAL})",
+    )
+    p.add_argument(
+        "--ood-per-kind",
+        type=int,
+        default=DEFAULT_OOD_PER_KIND,
+        help=f"images per OOD kind (default {DEFAULT_OOD_PER_KIND})",
+    )
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
 
 
@@ -22,12 +35,16 @@ def synth(args) -> int:
 
     t0 = time.perf_counter()
     try:
-        manifest = synthesize(args.out, seed=args.seed, total=args.total, ood_per_kind=args.ood_per_kind, workers=args.workers)
+        manifest = synthesize(
+            args.out, seed=args.seed, total=args.total, ood_per_kind=args.ood_per_kind, workers=args.workers
+        )
     except ValueError as e:
         raise DataError(str(e)) from None
     sizes = manifest["splits"]
-    print(f"wrote {args.out}: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}, "
-          f"{len(manifest['ood'])} OOD sets, {len(manifest['classes'])} classes in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"wrote {args.out}: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}, "
+        f"{len(manifest['ood'])} OOD sets, {len(manifest['classes'])} classes in {time.perf_counter() - t0:.1f} s"
+    )
     return 0
 
 
@@ -43,25 +60,36 @@ def check(args) -> int:
     print(f"{data.root} ({data.layout} layout): {data.num_classes} classes")
     for split, (x, y) in data.splits.items():
         counts = y.bincount(minlength=data.num_classes)
-        print(f"  {split:5s} {len(y):6d} images, per class {int(counts.min())}..{int(counts.max())}, "
-              f"values {float(x.min()):.2f}..{float(x.max()):.2f}")
+        print(
+            f"  {split:5s} {len(y):6d} images, per class {int(counts.min())}..{int(counts.max())}, "
+            f"values {float(x.min()):.2f}..{float(x.max()):.2f}"
+        )
     for name, x in data.ood.items():
         print(f"  OOD {name} ({data.ood_kind[name]}): {len(x)} images")
     return 0
 
 
 def add_import_page_arguments(p):
-    p.add_argument("pages", help="a PAGE-XML file, or a folder searched for PAGE-XML files (other XML is passed over)")
-    p.add_argument("--out", required=True, help="folder to write: <class>/, ood/{other_symbols,words,fragments,blank}/, import.json")
-    p.add_argument("--image", default=None,
-                   help="the page image, or a folder of page images matched by page number "
-                        "(default: Page/@imageFilename next to the XML, any image suffix)")
-    p.add_argument("--crop", choices=("tight", "box", "line"), default="box",
-                   help="tight: ink box; box: ink box + 15%% margin (default); line: the text line's height")
-    p.add_argument("--classes", default=None,
-                   help="classes.json naming the classes (default: the embedded corpus' 42 classes)")
-    p.add_argument("--split-by-work", default=None, metavar="JSON",
-                   help='{"train": [work folders], "val": [...], "test": [...]}: pages go to OUT/<split>/ by their work folder')
+    p.add_argument(
+        "pages", help="a PAGE-XML file, or a folder searched for PAGE-XML files (other XML is passed over)"
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="folder to write: <class>/, ood/{other_symbols,words,fragments,blank}/, import.json",
+    )
+    add_page_arguments(p)
+    p.add_argument(
+        "--classes",
+        default=None,
+        help="classes.json naming the classes (default: the embedded corpus' 42 classes)",
+    )
+    p.add_argument(
+        "--split-by-work",
+        default=None,
+        metavar="JSON",
+        help='{"train": [work folders], "val": [...], "test": [...]}: pages go to OUT/<split>/ by their work folder',
+    )
 
 
 def import_page(args) -> int:
@@ -86,31 +114,46 @@ def import_page(args) -> int:
             splits = json.loads(Path(args.split_by_work).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise DataError(f"{args.split_by_work}: unreadable split file ({e})") from None
-        splits = {k: v for k, v in splits.items() if not k.startswith("_")} if isinstance(splits, dict) else splits
+        splits = (
+            {k: v for k, v in splits.items() if not k.startswith("_")} if isinstance(splits, dict) else splits
+        )
         if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
             raise DataError(f"{args.split_by_work}: expected {{split: [work folder names]}}")
     t0 = time.perf_counter()
-    summary = import_pages(args.pages, args.out, list(classes), image=args.image, crop=args.crop, splits=splits)
+    summary = import_pages(
+        args.pages, args.out, list(classes), image=args.image, crop=args.crop, splits=splits
+    )
     tot = summary["totals"]
-    print(f"imported {len(summary['pages'])} pages ({len(summary['errors'])} failed) into {args.out} in "
-          f"{time.perf_counter() - t0:.1f} s: {tot.get('glyphs', 0)} glyphs of the classes, {tot.get('other symbols', 0)} other symbols, "
-          f"{tot.get('words', 0)} words, {tot.get('fragments', 0)} fragments, {tot.get('blank', 0)} blank")
+    print(
+        f"imported {len(summary['pages'])} pages ({len(summary['errors'])} failed) into {args.out} in "
+        f"{time.perf_counter() - t0:.1f} s: {tot.get('glyphs', 0)} glyphs of the classes, {tot.get('other symbols', 0)} other symbols, "
+        f"{tot.get('words', 0)} words, {tot.get('fragments', 0)} fragments, {tot.get('blank', 0)} blank"
+    )
     return 0 if not summary["errors"] else 1
 
 
 def add_export_png_arguments(p):
-    p.add_argument("--data", required=True, help="course-layout folder, e.g. what `glyphgate data synth` wrote")
+    p.add_argument(
+        "--data", required=True, help="course-layout folder, e.g. what `glyphgate data synth` wrote"
+    )
     p.add_argument("--out", required=True, help="folder to write: <split>/<class>/*.png and ood/<set>/*.png")
-    p.add_argument("--split", action="append", choices=("train", "val", "test"), default=None,
-                   help="split to write; repeatable (default: test)")
-    p.add_argument("--limit", type=int, default=None, help="at most this many images per class and per OOD set")
+    p.add_argument(
+        "--split",
+        action="append",
+        choices=("train", "val", "test"),
+        default=None,
+        help="split to write; repeatable (default: test)",
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, help="at most this many images per class and per OOD set"
+    )
 
 
 def export_png(args) -> int:
     from .examples import export_png as run
 
     if args.limit is not None and args.limit < 1:
-        raise DataError(f"--limit {args.limit}: expected at least 1")
+        raise ConfigError(f"--limit {args.limit}: expected at least 1")
     counts = run(args.data, args.out, tuple(args.split or ["test"]), args.limit)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0

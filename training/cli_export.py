@@ -7,7 +7,9 @@ import json
 
 def add_export_arguments(p):
     p.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) from `glyphgate train`")
-    p.add_argument("--out", required=True, help="artifacts folder to write (model.onnx, model.pt, classes.json)")
+    p.add_argument(
+        "--out", required=True, help="artifacts folder to write (model.onnx, model.pt, classes.json)"
+    )
 
 
 def export(args) -> int:

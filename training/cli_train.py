@@ -6,18 +6,31 @@ import json
 import time
 from pathlib import Path
 
+from glyphgate.core.errors import ConfigError
+
 from .config import MODES, TrainConfig
-from .errors import DataError
 
 
 def add_train_arguments(p):
     p.add_argument("--data", required=True, help="data folder (course npy layout or image folders)")
-    p.add_argument("--out", required=True, help="run folder: config.json, checkpoints/, samples/, metrics.json")
-    p.add_argument("--mode", choices=MODES, default=None, help="jem (default), ebm, or classifier (the baseline)")
-    p.add_argument("--real", default=None, metavar="DIR",
-                   help="real glyphs from `glyphgate data import-page --split-by-work` (DIR/train, DIR/val) mixed into training")
-    p.add_argument("--init", default=None, metavar="MODEL_PT",
-                   help="fine-tune from an exported model (artifacts/default/model.pt): DATA may hold any subset of its classes")
+    p.add_argument(
+        "--out", required=True, help="run folder: config.json, checkpoints/, samples/, metrics.json"
+    )
+    p.add_argument(
+        "--mode", choices=MODES, default=None, help="jem (default), ebm, or classifier (the baseline)"
+    )
+    p.add_argument(
+        "--real",
+        default=None,
+        metavar="DIR",
+        help="real glyphs from `glyphgate data import-page --split-by-work` (DIR/train, DIR/val) mixed into training",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="MODEL_PT",
+        help="fine-tune from an exported model (artifacts/default/model.pt): DATA may hold any subset of its classes",
+    )
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--config", default=None, help="JSON file of TrainConfig settings; flags override it")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt")
@@ -26,7 +39,12 @@ def add_train_arguments(p):
 def train(args) -> int:
     from .train import run_training
 
-    overrides = {"mode": args.mode, "max_epochs": args.max_epochs, "real_dir": args.real, "init_from": args.init}
+    overrides = {
+        "mode": args.mode,
+        "max_epochs": args.max_epochs,
+        "real_dir": args.real,
+        "init_from": args.init,
+    }
     if args.config:
         cfg = TrainConfig.from_file(args.config, **overrides)
     else:
@@ -43,20 +61,29 @@ def add_generate_arguments(p):
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     p.add_argument("--steps", type=int, default=256, help="SGLD steps (default 256)")
-    p.add_argument("--label", default=None, help="class name to sample conditionally (default: unconditional)")
+    p.add_argument(
+        "--label", default=None, help="class name to sample conditionally (default: unconditional)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--chain", action="store_true", help="also write PNG_chain.png: one chain at evenly spaced steps")
+    p.add_argument(
+        "--chain", action="store_true", help="also write PNG_chain.png: one chain at evenly spaced steps"
+    )
 
 
 def generate(args) -> int:
-    from .generate import load_module, save_chain_strip, save_grid, synthesize
+    from glyphgate.core.generate import synthesize
+    from glyphgate.core.grid import save_grid
+
+    from .generate import load_module, save_chain_strip
 
     if not 1 <= args.n <= 1024:
-        raise DataError(f"--n {args.n}: expected 1..1024")
+        raise ConfigError(f"--n {args.n}: expected 1..1024")
     if not 0 <= args.steps <= 10000:
-        raise DataError(f"--steps {args.steps}: expected 0..10000")
+        raise ConfigError(f"--steps {args.steps}: expected 0..10000")
     module = load_module(args.ckpt)
-    samples, chain = synthesize(module, n=args.n, steps=args.steps, label=args.label, seed=args.seed, keep_chain=args.chain)
+    samples, chain = synthesize(
+        module, n=args.n, steps=args.steps, label=args.label, seed=args.seed, keep_chain=args.chain
+    )
     out = Path(args.out)
     save_grid(samples, out)
     print(f"wrote {out}")

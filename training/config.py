@@ -6,7 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .errors import DataError
+from glyphgate.core.errors import ConfigError, DataError
 
 MODES = ("jem", "ebm", "classifier")
 
@@ -46,7 +46,13 @@ class TrainConfig:
     # glyphs ~ fragments, digits/punctuation ~ other symbols, blank paper, ink blots), plus the
     # real training works' own ood/ folders; every other OOD kind is an evaluation kind, never
     # seen in training. Kinds missing from a data folder are skipped.
-    exposure_kinds: tuple[str, ...] = ("touching_pairs", "half_glyphs", "digits_punct", "blank_paper", "ink_blots")
+    exposure_kinds: tuple[str, ...] = (
+        "touching_pairs",
+        "half_glyphs",
+        "digits_punct",
+        "blank_paper",
+        "ink_blots",
+    )
     exposure_share: float = 0.125
     oe_weight: float = 0.1
     oe_m_in: float = -2.0
@@ -58,15 +64,18 @@ class TrainConfig:
     ood_val_set: str = "ood_tb"
     divergence_limit: float = 1e4  # |energy| beyond this stops the run
     accelerator: str = "auto"
+    # torch's deterministic algorithms: same seed, same weights (the tests' tiny runs use it; a
+    # long run leaves it off, since some CUDA kernels have no deterministic form)
+    deterministic: bool = False
 
     def __post_init__(self):
         if self.mode not in MODES:
-            raise DataError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
+            raise ConfigError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
         self.exposure_kinds = tuple(self.exposure_kinds or ())
         if not 0 <= self.real_share < 1 or not 0 <= self.exposure_share < 1:
-            raise DataError("real_share and exposure_share: expected values in [0, 1)")
+            raise ConfigError("real_share and exposure_share: expected values in [0, 1)")
         if self.init not in ("informative", "noise"):
-            raise DataError(f"init {self.init!r}: expected 'informative' or 'noise'")
+            raise ConfigError(f"init {self.init!r}: expected 'informative' or 'noise'")
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -80,7 +89,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise DataError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+            raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -8,10 +8,17 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, TensorDataset, WeightedRandomSampler
+from torch.utils.data import (
+    ConcatDataset,
+    DataLoader,
+    Dataset,
+    TensorDataset,
+    WeightedRandomSampler,
+)
+
+from glyphgate.core.errors import DataError
 
 from . import data_course, data_folders
-from .errors import DataError
 
 SPLITS = ("train", "val", "test")
 
@@ -41,14 +48,16 @@ def _manifest(root: Path) -> dict:
     if isinstance(manifest, list):  # a bare list of class names is accepted too
         manifest = {"classes": manifest}
     if not isinstance(manifest, dict) or not isinstance(manifest.get("classes", []), list):
-        raise DataError(f"{path}: expected {{\"classes\": [names...]}}")
+        raise DataError(f'{path}: expected {{"classes": [names...]}}')
     return manifest
 
 
 def _check_labels(path: Path, y: torch.Tensor, num_classes: int) -> None:
     bad = y[(y < 0) | (y >= num_classes)]
     if len(bad):
-        raise DataError(f"{path}: label {int(bad[0])} out of range 0..{num_classes - 1} ({len(bad)} such labels)")
+        raise DataError(
+            f"{path}: label {int(bad[0])} out of range 0..{num_classes - 1} ({len(bad)} such labels)"
+        )
 
 
 def _load_course(root: Path, manifest: dict) -> GlyphData:
@@ -121,14 +130,18 @@ def load_glyph_data(root: str | Path, seed: int = 0, classes: list[str] | None =
     return _load_folders(root, manifest, seed)
 
 
-def load_real_splits(root: str | Path, classes: list[str]) -> dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+def load_real_splits(
+    root: str | Path, classes: list[str]
+) -> dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
     """Real glyphs imported by `data import-page --split-by-work` (root/{train,val}/<class>/),
     labelled in the corpus' class order (a split may hold any subset of the classes), and the
     training works' own non-glyphs (root/train/ood/<kind>/) as "ood"."""
     root = Path(root)
     if not (root / "train").is_dir():
-        raise DataError(f"{root}: no train/ folder of real glyphs (import pages with "
-                        "`glyphgate data import-page --split-by-work`)")
+        raise DataError(
+            f"{root}: no train/ folder of real glyphs (import pages with "
+            "`glyphgate data import-page --split-by-work`)"
+        )
     out: dict = {}
     for split in ("train", "val"):
         if (root / split).is_dir():
@@ -161,11 +174,22 @@ class GlyphDataModule(pl.LightningDataModule):
     """The corpus, plus optionally real glyphs and outlier-exposure negatives mixed into every
     training epoch at fixed shares (the epoch keeps the corpus' length, so its cost is fixed)."""
 
-    def __init__(self, data_dir: str, batch_size: int = 64, seed: int = 0, num_workers: int = 0,
-                 augment: bool = False, real_dir: str | None = None, real_share: float = 0.4,
-                 exposure_kinds: tuple[str, ...] = (), exposure_share: float = 0.125, classes: list[str] | None = None):
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 64,
+        seed: int = 0,
+        num_workers: int = 0,
+        augment: bool = False,
+        real_dir: str | None = None,
+        real_share: float = 0.4,
+        exposure_kinds: tuple[str, ...] = (),
+        exposure_share: float = 0.125,
+        classes: list[str] | None = None,
+        ood_val_set: str | None = None,
+    ):
         super().__init__()
-        self.classes = classes
+        self.classes, self.ood_val_set = classes, ood_val_set
         self.data_dir, self.batch_size, self.seed, self.num_workers = data_dir, batch_size, seed, num_workers
         self.augment, self.real_dir, self.real_share = augment, real_dir, real_share
         self.exposure_kinds, self.exposure_share = tuple(exposure_kinds), exposure_share
@@ -177,9 +201,18 @@ class GlyphDataModule(pl.LightningDataModule):
         # Fine-tuning on a collection: its own ood/ folders (words, fragments, blanks, other
         # symbols) are the negatives, or the gate forgets what is not a glyph.
         kinds = ("*",) if cfg.init_from else cfg.exposure_kinds
-        return cls(data_dir, batch_size=cfg.batch_size, seed=cfg.seed, augment=cfg.augment, real_dir=cfg.real_dir, classes=classes,
-                   real_share=cfg.real_share, exposure_kinds=kinds if cfg.oe_weight > 0 and cfg.mode == "jem" else (),
-                   exposure_share=cfg.exposure_share)
+        return cls(
+            data_dir,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            augment=cfg.augment,
+            real_dir=cfg.real_dir,
+            classes=classes,
+            real_share=cfg.real_share,
+            exposure_kinds=kinds if cfg.oe_weight > 0 and cfg.mode == "jem" else (),
+            exposure_share=cfg.exposure_share,
+            ood_val_set=cfg.ood_val_set,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.data is None:
@@ -202,8 +235,13 @@ class GlyphDataModule(pl.LightningDataModule):
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         assert self.data is not None, "call setup() first"
         x, y = self.data.splits[split]
-        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, shuffle=train,
-                          drop_last=train and len(x) > self.batch_size, num_workers=self.num_workers)
+        return DataLoader(
+            TensorDataset(x, y),
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train and len(x) > self.batch_size,
+            num_workers=self.num_workers,
+        )
 
     def train_dataloader(self) -> DataLoader:
         assert self.data is not None, "call setup() first"
@@ -216,21 +254,43 @@ class GlyphDataModule(pl.LightningDataModule):
         x, y = self.data.splits["train"]
         parts = [(_Augmented(x, y, transform), 1.0)]
         if "train" in self.real:
-            parts = [(parts[0][0], 1.0 - self.real_share), (_Augmented(*self.real["train"], transform), self.real_share)]
+            parts = [
+                (parts[0][0], 1.0 - self.real_share),
+                (_Augmented(*self.real["train"], transform), self.real_share),
+            ]
         if neg is not None:
             parts = [(d, w * (1 - self.exposure_share)) for d, w in parts]
-            parts.append((_Augmented(neg, torch.full((len(neg),), OOD_LABEL), transform), self.exposure_share))
+            parts.append(
+                (_Augmented(neg, torch.full((len(neg),), OOD_LABEL), transform), self.exposure_share)
+            )
         # Each part gets its share of every epoch whatever its size: 40k real glyphs must not
         # drown the corpus, nor 11k corpus glyphs drown 3k real ones.
         weights = torch.cat([torch.full((len(d),), w / len(d), dtype=torch.float64) for d, w in parts])
-        sampler = WeightedRandomSampler(weights, num_samples=len(x), replacement=True,
-                                        generator=torch.Generator().manual_seed(self.seed))
-        return DataLoader(ConcatDataset([d for d, _ in parts]), batch_size=self.batch_size, sampler=sampler,
-                          drop_last=len(x) > self.batch_size, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        sampler = WeightedRandomSampler(
+            weights, num_samples=len(x), replacement=True, generator=torch.Generator().manual_seed(self.seed)
+        )
+        return DataLoader(
+            ConcatDataset([d for d, _ in parts]),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=len(x) > self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+    def val_dataloader(self) -> list[DataLoader]:
+        """The ID validation split, and the OOD suite validation scores energy AUROC against
+        (`ood_val_set`, else the folder's first; none when the folder has no OOD sets)."""
+        loaders = [self._loader("val")]
+        ood = self.data.ood.get(self.ood_val_set) if self.ood_val_set else None
+        if ood is None and self.data.ood:
+            ood = next(iter(self.data.ood.values()))
+        if ood is not None:
+            labels = torch.full((len(ood),), OOD_LABEL, dtype=torch.long)
+            loaders.append(
+                DataLoader(TensorDataset(ood, labels), batch_size=512, num_workers=self.num_workers)
+            )
+        return loaders
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")

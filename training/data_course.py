@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DataError
-from .preprocess import preprocess, preprocess_many
+from glyphgate.core.errors import DataError
+from glyphgate.core.preprocess import preprocess, preprocess_many
 
 
 def _load(f, path: Path, what: str) -> np.ndarray:
@@ -16,7 +16,9 @@ def _load(f, path: Path, what: str) -> np.ndarray:
         # Object arrays hold images of different sizes; these are the user's own files.
         return np.load(f, allow_pickle=True)
     except EOFError:
-        raise DataError(f"{path}: holds no {what} array (expected images, then labels, as two consecutive np.save arrays)") from None
+        raise DataError(
+            f"{path}: holds no {what} array (expected images, then labels, as two consecutive np.save arrays)"
+        ) from None
     except (ValueError, OSError) as e:
         raise DataError(f"{path}: not a readable .npy array for the {what} ({e})") from None
 
@@ -25,7 +27,9 @@ def _images(path: Path, x: np.ndarray) -> torch.Tensor:
     if x.dtype == object:
         for i, im in enumerate(x):
             if np.ndim(im) != 2:
-                raise DataError(f"{path}: image {i} is not 2-D (shape {np.shape(im)}); expected grayscale (H, W) images")
+                raise DataError(
+                    f"{path}: image {i} is not 2-D (shape {np.shape(im)}); expected grayscale (H, W) images"
+                )
         return preprocess_many(list(x))
     # A singleton channel axis, (N,1,H,W) or (N,H,W,1), still holds 2-D images.
     if x.ndim == 4 and x.shape[1] == 1:

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.datasets.folder import make_dataset
+from torchvision.datasets.folder import find_classes, make_dataset
 from tqdm import tqdm
 
-from .errors import DataError
-from .preprocess import pil_to_gray, preprocess
+from glyphgate.core.errors import DataError
+from glyphgate.core.preprocess import pil_to_gray, preprocess
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
@@ -28,7 +28,12 @@ def open_gray(path: str | Path) -> np.ndarray:
 
 
 def class_folders(root: Path) -> list[str]:
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "ood")
+    """torchvision's class folders (sorted directory names), less ood/ and hidden folders."""
+    try:
+        found, _ = find_classes(str(root))
+    except FileNotFoundError:
+        found = []
+    names = [n for n in found if not n.startswith(".") and n != "ood"]
     if not names:
         raise DataError(f"{root}: no class folders (expected {root}/<class>/*.png)")
     for name in names:
@@ -53,12 +58,18 @@ def read_class_tree(root: Path, class_to_idx: dict[str, int], desc: str) -> tupl
     return x, torch.tensor([c for _, c in samples], dtype=torch.int64)
 
 
-def read_named_classes(root: Path, classes: list[str], desc: str) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
+def read_named_classes(
+    root: Path, classes: list[str], desc: str
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
     """root/<class>/* where the folders are any subset of `classes` (a collection rarely holds
     all of them) -> images, labels in `classes`' order, and {unknown folder: image count}."""
     index = {c: i for i, c in enumerate(classes)}
     found = class_folders(root)
-    unknown = {n: sum(1 for f in (root / n).rglob("*") if f.suffix.lower() in EXTENSIONS) for n in found if n not in index}
+    unknown = {
+        n: sum(1 for f in (root / n).rglob("*") if f.suffix.lower() in EXTENSIONS)
+        for n in found
+        if n not in index
+    }
     known = {n: index[n] for n in found if n in index}
     samples = make_dataset(str(root), known, extensions=EXTENSIONS, allow_empty=True) if known else []
     x = load_files([p for p, _ in samples], desc)

@@ -12,10 +12,24 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import DataError
+from glyphgate.core.errors import DataError
 
-EXAMPLE_GLYPHS = {"a": "a", "e": "e", "g": "g", "ſ": "long-s", "ā": "a-macron", "S": "capital-S"}  # ASCII file names
-EXAMPLE_OOD = ("uniform_noise", "ink_blots", "blank_paper", "foreign_capitals", "touching_pairs", "rotated_mirrored")
+EXAMPLE_GLYPHS = {
+    "a": "a",
+    "e": "e",
+    "g": "g",
+    "ſ": "long-s",
+    "ā": "a-macron",
+    "S": "capital-S",
+}  # ASCII file names
+EXAMPLE_OOD = (
+    "uniform_noise",
+    "ink_blots",
+    "blank_paper",
+    "foreign_capitals",
+    "touching_pairs",
+    "rotated_mirrored",
+)
 
 
 def write_examples(out: str | Path, seed: int = 0) -> list[Path]:
@@ -42,7 +56,9 @@ def write_examples(out: str | Path, seed: int = 0) -> list[Path]:
     return written
 
 
-def export_png(data: str | Path, out: str | Path, splits: tuple[str, ...] = ("test",), limit: int | None = None) -> dict:
+def export_png(
+    data: str | Path, out: str | Path, splits: tuple[str, ...] = ("test",), limit: int | None = None
+) -> dict:
     """Course layout (what `data synth` writes) -> out/<split>/<class>/NNNNN.png and out/ood/<set>/NNNNN.png."""
     from .data import _manifest
 

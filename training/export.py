@@ -12,10 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import CLASSES_JSON, MODEL_ONNX, MODEL_PT, save_torch_model
-from .errors import DataError
-from .model import EnergyCNN, OnnxHead
-from .sampler import SHAPE
+from glyphgate.core.artifacts import (
+    CLASSES_JSON,
+    MODEL_ONNX,
+    MODEL_PT,
+    save_torch_model,
+)
+from glyphgate.core.errors import ExportError
+from glyphgate.core.model import EnergyCNN, OnnxHead
+from glyphgate.core.preprocess import SHAPE
 
 PARITY_TOL = 1e-4
 PARITY_BATCHES = (1, 7, 64)
@@ -24,9 +29,31 @@ PARITY_BATCHES = (1, 7, 64)
 def export_onnx(net: EnergyCNN, path: Path) -> None:
     head = OnnxHead(net).eval()
     n = torch.export.Dim("N", min=1, max=65536)
-    torch.onnx.export(head, (torch.zeros(2, *SHAPE),), str(path), dynamo=True, input_names=["image"],
-                      output_names=["logits", "energy"], dynamic_shapes={"image": {0: n}},
-                      external_data=False, verbose=False)
+    torch.onnx.export(
+        head,
+        (torch.zeros(2, *SHAPE),),
+        str(path),
+        dynamo=True,
+        input_names=["image"],
+        output_names=["logits", "energy"],
+        dynamic_shapes={"image": {0: n}},
+        external_data=False,
+        verbose=False,
+    )
+    _strip_source_metadata(path)
+
+
+def _strip_source_metadata(path: Path) -> None:
+    """The dynamo exporter records, per node, the Python class path and call stack it came from
+    ("training.model.OnnxHead/..."): moving a module then changed the file's bytes (and its
+    hash, which calibration is bound to) with the graph unchanged. Without them the bytes depend
+    on the graph and the weights only."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    onnx.save(model, str(path))
 
 
 def onnx_parity(net: EnergyCNN, path: Path, batches=PARITY_BATCHES, seed: int = 0) -> dict[int, float]:
@@ -42,7 +69,9 @@ def onnx_parity(net: EnergyCNN, path: Path, batches=PARITY_BATCHES, seed: int = 
         logits, energy = session.run(["logits", "energy"], {"image": x.numpy()})
         with torch.no_grad():
             t_logits, t_energy = head(x)
-        worst[n] = float(max(np.abs(logits - t_logits.numpy()).max(), np.abs(energy - t_energy.numpy()).max()))
+        worst[n] = float(
+            max(np.abs(logits - t_logits.numpy()).max(), np.abs(energy - t_energy.numpy()).max())
+        )
     return worst
 
 
@@ -58,10 +87,14 @@ def export(ckpt: str | Path, out: str | Path) -> dict:
     parity = onnx_parity(net, onnx_path)
     if max(parity.values()) > PARITY_TOL:
         onnx_path.unlink()
-        raise DataError(f"{ckpt}: ONNX export disagrees with torch (max |diff| per batch size {parity}, "
-                        f"tolerance {PARITY_TOL:g}); nothing exported")
+        raise ExportError(
+            f"{ckpt}: ONNX export disagrees with torch (max |diff| per batch size {parity}, "
+            f"tolerance {PARITY_TOL:g}); nothing exported"
+        )
     c = module.cfg
-    sgld = dict(steps=c.sgld_steps, step_size=c.sgld_step_size, noise=c.sgld_noise, grad_clamp=c.sgld_grad_clamp)
+    sgld = dict(
+        steps=c.sgld_steps, step_size=c.sgld_step_size, noise=c.sgld_noise, grad_clamp=c.sgld_grad_clamp
+    )
     init = module.init if c.init == "informative" else None
     save_torch_model(out / MODEL_PT, net, module.classes, init, sgld, c.mode)
     (out / CLASSES_JSON).write_text(json.dumps(module.classes, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -3,39 +3,41 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
+from torchmetrics.functional.classification import binary_auroc
+
+from glyphgate.core.errors import DivergenceError
+from glyphgate.core.model import EnergyCNN
+from glyphgate.core.ood_labels import id_vs_ood
+from glyphgate.core.sampler import InformativeInit, ReplayBuffer, SGLDSampler
 
 from .config import TrainConfig
-from .errors import DivergenceError
-from .model import EnergyCNN
-from .sampler import InformativeInit, ReplayBuffer, SGLDSampler
 
 
 def energy_auroc(e_id: torch.Tensor, e_ood: torch.Tensor, nan_as: float = float("nan")) -> float:
     """AUROC of separating OOD (positive) from ID by energy; higher energy = more OOD."""
-    scores = torch.cat([e_id, e_ood]).numpy()
-    labels = np.r_[np.zeros(len(e_id)), np.ones(len(e_ood))]
-    return float(roc_auc_score(labels, scores)) if np.isfinite(scores).all() else nan_as
+    scores, is_ood = id_vs_ood(e_id.cpu().numpy(), e_ood.cpu().numpy())
+    if not np.isfinite(scores).all() or len(set(is_ood)) < 2:
+        return nan_as
+    return float(binary_auroc(torch.from_numpy(scores), torch.from_numpy(is_ood).long()))
 
 
 class JEMModule(pl.LightningModule):
     def __init__(self, num_classes: int, classes: list[str] | None = None, **config):
         super().__init__()
         self.cfg = TrainConfig(**config)
-        self.save_hyperparameters({"num_classes": num_classes, "classes": classes, **dataclasses.asdict(self.cfg)})
+        self.save_hyperparameters(
+            {"num_classes": num_classes, "classes": classes, **dataclasses.asdict(self.cfg)}
+        )
         self.classes = classes or [str(i) for i in range(num_classes)]
         self.net = EnergyCNN(1 if self.cfg.mode == "ebm" else num_classes, self.cfg.width)
         self.init = InformativeInit(num_classes, self.cfg.init_rank)
         self.buffer = ReplayBuffer(self.cfg.buffer_size)
-        self.sample_dir: Path | None = None
-        self._val_energy: list[torch.Tensor] = []
+        self._val_energy: dict[int, list[torch.Tensor]] = {0: [], 1: []}  # ID, OOD
 
     # -- the model and its sampler ---------------------------------------------------------
     def forward(self, x, y=None):
@@ -43,16 +45,26 @@ class JEMModule(pl.LightningModule):
 
     def sampler(self, **overrides) -> SGLDSampler:
         c = self.cfg
-        kw = dict(steps=c.sgld_steps, step_size=c.sgld_step_size, noise=c.sgld_noise,
-                  grad_clamp=c.sgld_grad_clamp, reinit=c.reinit_freq,
-                  reinit_noise=c.reinit_noise)
+        kw = dict(
+            steps=c.sgld_steps,
+            step_size=c.sgld_step_size,
+            noise=c.sgld_noise,
+            grad_clamp=c.sgld_grad_clamp,
+            reinit=c.reinit_freq,
+            reinit_noise=c.reinit_noise,
+        )
         kw.update(overrides)
         init = self.init if c.init == "informative" else None
         return SGLDSampler(self.net, self.hparams.num_classes, buffer=self.buffer, init=init, **kw)
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None)
-        if stage == "fit" and dm is not None and not bool(self.init.fitted) and self.cfg.init == "informative":
+        if (
+            stage == "fit"
+            and dm is not None
+            and not bool(self.init.fitted)
+            and self.cfg.init == "informative"
+        ):
             x, y = dm.data.splits["train"]
             self.init.fit(x, y)
             # Start every chain from the informative init, as JEM++ does.
@@ -67,7 +79,11 @@ class JEMModule(pl.LightningModule):
         cdiv = f_fake.mean() - f_real.mean()  # = E_real - E_fake
         reg = self.cfg.l2_alpha * (f_real.pow(2).mean() + f_fake.pow(2).mean())
         self._guard(f_real, f_fake)
-        return cdiv + reg, {"energy_real": -f_real.mean().detach(), "energy_fake": -f_fake.mean().detach(), "cdiv": cdiv.detach()}
+        return cdiv + reg, {
+            "energy_real": -f_real.mean().detach(),
+            "energy_fake": -f_fake.mean().detach(),
+            "cdiv": cdiv.detach(),
+        }
 
     def pyx_step(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
         loss = F.cross_entropy(logits, y)
@@ -110,26 +126,29 @@ class JEMModule(pl.LightningModule):
             if not torch.isfinite(f).all():
                 self._diverged("energies are NaN or infinite")
             if f.abs().max() > self.cfg.divergence_limit:
-                self._diverged(f"|energy| reached {f.abs().max().item():.3g} (> {self.cfg.divergence_limit:g})")
+                self._diverged(
+                    f"|energy| reached {f.abs().max().item():.3g} (> {self.cfg.divergence_limit:g})"
+                )
 
     def _diverged(self, why: str):
-        callbacks = self._trainer.checkpoint_callbacks if self._trainer else []
-        written = [Path(p) for cb in callbacks for p in (cb.last_model_path, cb.best_model_path) if p]
-        written = [p for p in written if p.is_file()]
-        kept = str(max(written, key=lambda p: p.stat().st_mtime)) if written else ""
-        where = f"; the last good checkpoint is {kept}" if kept else "; no checkpoint had been written yet"
-        raise DivergenceError(f"training diverged at epoch {self.current_epoch}, step {self.global_step}: {why}{where}. "
-                              "Lower lr or sgld_step_size, or raise l2_alpha.")
+        # training.callbacks.DivergenceGuard adds which checkpoint to go back to
+        raise DivergenceError(
+            f"training diverged at epoch {self.current_epoch}, step {self.global_step}: {why}"
+        )
 
     # -- validation: accuracy, energies real vs buffer, energy AUROC vs one OOD suite --------
-    def validation_step(self, batch, batch_idx):
+    # -- validation: accuracy on the ID split (dataloader 0), energy AUROC against one OOD
+    # suite (dataloader 1, from the datamodule), energies of real glyphs vs the replay buffer --
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, y = batch
         logits = self.net.get_logits(x)
         energy = -torch.logsumexp(logits, 1)  # with one output (ebm) this is just -logit
-        self._val_energy.append(energy.detach().cpu())
-        if self.cfg.mode != "ebm":
-            self.log("val/acc", (logits.argmax(1) == y).float().mean(), prog_bar=True)
-            self.log("val/ce", F.cross_entropy(logits, y))
+        self._val_energy[dataloader_idx].append(energy.detach().cpu())
+        if dataloader_idx == 0 and self.cfg.mode != "ebm":
+            self.log(
+                "val/acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, add_dataloader_idx=False
+            )
+            self.log("val/ce", F.cross_entropy(logits, y), add_dataloader_idx=False)
 
     @torch.no_grad()
     def energies(self, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
@@ -137,30 +156,15 @@ class JEMModule(pl.LightningModule):
         return torch.cat(out) if out else torch.empty(0)
 
     def on_validation_epoch_end(self):
-        e_val = torch.cat(self._val_energy) if self._val_energy else torch.empty(0)
-        self._val_energy.clear()
+        e_val, e_ood = (torch.cat(v) if v else torch.empty(0) for v in self._val_energy.values())
+        for v in self._val_energy.values():
+            v.clear()
         if len(e_val) == 0:
             return
         self.log("val/energy_real", e_val.mean())
-        buf = self.buffer.chains[0, :256]
-        self.log("val/energy_buffer", self.energies(buf).mean())
-        auroc = self._val_auroc(e_val)
+        self.log("val/energy_buffer", self.energies(self.buffer.chains[0, :256]).mean())
+        auroc = energy_auroc(e_val, e_ood, nan_as=0.0) if len(e_ood) else float("nan")
         self.log("val/auroc", auroc, prog_bar=True)
-        if self.sample_dir is not None and self.cfg.mode != "classifier" and not self.trainer.sanity_checking:
-            from torchvision.utils import save_image
-
-            self.sample_dir.mkdir(parents=True, exist_ok=True)
-            save_image(buf[:64].cpu() * 0.5 + 0.5, self.sample_dir / f"epoch{self.current_epoch:03d}.png", nrow=8)
-
-    def _val_auroc(self, e_val: torch.Tensor) -> float:
-        dm = getattr(self.trainer, "datamodule", None)
-        ood = getattr(getattr(dm, "data", None), "ood", {}) if dm is not None else {}
-        x_ood = ood.get(self.cfg.ood_val_set)
-        if x_ood is None and ood:
-            x_ood = next(iter(ood.values()))
-        if x_ood is None:
-            return float("nan")
-        return energy_auroc(e_val, self.energies(x_ood), nan_as=0.0)
 
     def test_step(self, batch, batch_idx):
         x, y = batch
@@ -171,11 +175,11 @@ class JEMModule(pl.LightningModule):
         opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         total = max(1, self.trainer.estimated_stepping_batches)
         warm = min(self.cfg.warmup_steps, total // 4)
-
-        def schedule(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        # linear warm-up from lr/warm to lr over `warm` steps, then a cosine to zero
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total - warm))
+        if warm > 1:
+            ramp = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / warm, total_iters=warm - 1)
+            sched = torch.optim.lr_scheduler.SequentialLR(opt, [ramp, cosine], milestones=[warm])
+        else:
+            sched = cosine
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

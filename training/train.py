@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
+from glyphgate.core.errors import DataError
+
+from .callbacks import DivergenceGuard, SampleGrids
 from .config import TrainConfig
 from .data import GlyphData, GlyphDataModule
-from .errors import DataError
 from .module import JEMModule, energy_auroc
 
 
@@ -39,12 +40,16 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
 
     start = None
     if cfg.init_from and not resume:
-        from .artifacts import load_torch_model
+        from glyphgate.core.artifacts import load_torch_model
 
-        start = load_torch_model(Path(cfg.init_from).parent if Path(cfg.init_from).suffix == ".pt" else cfg.init_from)
+        start = load_torch_model(
+            Path(cfg.init_from).parent if Path(cfg.init_from).suffix == ".pt" else cfg.init_from
+        )
         if start.mode != cfg.mode or start.net.width != cfg.width:
-            raise DataError(f"--init {cfg.init_from}: a {start.mode} model of width {start.net.width}; "
-                            f"set mode {start.mode!r} and width {start.net.width} to fine-tune it")
+            raise DataError(
+                f"--init {cfg.init_from}: a {start.mode} model of width {start.net.width}; "
+                f"set mode {start.mode!r} and width {start.net.width} to fine-tune it"
+            )
     dm = GlyphDataModule.from_config(data_dir, cfg, classes=start.classes if start else None)
     dm.setup("fit")
     module = JEMModule(dm.data.num_classes, dm.data.classes, **cfg.__dict__)
@@ -56,18 +61,33 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
         if start.init is not None:
             module.init.load_state_dict(start.init.state_dict())
             module.init.fitted.fill_(False)
-    module.sample_dir = out / "samples"
     monitor = ("val/acc", "max") if cfg.mode == "classifier" else ("val/auroc", "max")
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor[0], mode=monitor[1],
-                                 enable_version_counter=False)
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor=monitor[0], mode=monitor[1], enable_version_counter=False
+    )
     # save_last only copies when a new best is saved; resume and the divergence guard need
     # the newest epoch, so a second callback writes last.ckpt after every validation.
-    latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
-                             enable_version_counter=False)
+    latest = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
+    )
     trainer = pl.Trainer(
-        default_root_dir=out, max_epochs=cfg.max_epochs, max_time=cfg.max_time, accelerator=cfg.accelerator,
-        devices=1, logger=CSVLogger(out, name="logs"), callbacks=[checkpoint, latest, TQDMProgressBar(refresh_rate=20)], log_every_n_steps=20,
-        gradient_clip_val=None, enable_model_summary=False, deterministic=False,
+        default_root_dir=out,
+        max_epochs=cfg.max_epochs,
+        max_time=cfg.max_time,
+        accelerator=cfg.accelerator,
+        devices=1,
+        logger=CSVLogger(out, name="logs"),
+        callbacks=[
+            checkpoint,
+            latest,
+            SampleGrids(out / "samples"),
+            DivergenceGuard(),
+            TQDMProgressBar(refresh_rate=20),
+        ],
+        log_every_n_steps=20,
+        gradient_clip_val=None,
+        enable_model_summary=False,
+        deterministic=cfg.deterministic,
         # SGLD needs input gradients during validation sample grids and energy checks.
         inference_mode=False,
     )
@@ -76,7 +96,12 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
     fit_s = time.perf_counter() - t0
 
     best = checkpoint.best_model_path or str(last)
-    metrics = {"mode": cfg.mode, "epochs": trainer.current_epoch, "fit_wall_s": fit_s, **evaluate(trainer, dm, best)}
+    metrics = {
+        "mode": cfg.mode,
+        "epochs": trainer.current_epoch,
+        "fit_wall_s": fit_s,
+        **evaluate(trainer, dm, best),
+    }
     metrics["last"] = evaluate(trainer, dm, str(last))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics

@@ -90,15 +90,18 @@ def _save_xy(path: Path, x: np.ndarray, y: np.ndarray | None = None) -> None:
 
 
 def _preview(path: Path, images: np.ndarray, n: int = 64) -> None:
-    import torch
-    from torchvision.utils import save_image
+    from glyphgate.core.grid import save_grid
 
-    batch = torch.from_numpy(images[:n]).float().div(255.0).unsqueeze(1)
-    save_image(batch, path, nrow=8, padding=2, pad_value=1.0)
+    save_grid(images.astype(np.uint8), path, nrow=8, limit=n)
 
 
-def synthesize(out_dir: str | os.PathLike, seed: int = 0, total: int = DEFAULT_TOTAL,
-               ood_per_kind: int = DEFAULT_OOD_PER_KIND, workers: int | None = None) -> dict:
+def synthesize(
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    total: int = DEFAULT_TOTAL,
+    ood_per_kind: int = DEFAULT_OOD_PER_KIND,
+    workers: int | None = None,
+) -> dict:
     """Write the corpus; returns the manifest that is also saved as classes.json."""
     if total < 3 * len(CLASSES):
         raise ValueError(f"--total must be at least {3 * len(CLASSES)} (one image per class and split)")
@@ -146,11 +149,18 @@ def synthesize(out_dir: str | os.PathLike, seed: int = 0, total: int = DEFAULT_T
         "classes": CLASSES,
         "splits": sizes,
         "ood": manifest_ood,
-        "generator": {"command": "glyphgate data synth", "seed": seed, "total": total,
-                      "ood_per_kind": ood_per_kind, "image_size": OUT,
-                      "faces": [f.name for f in PRINT_FACES]},
+        "generator": {
+            "command": "glyphgate data synth",
+            "seed": seed,
+            "total": total,
+            "ood_per_kind": ood_per_kind,
+            "image_size": OUT,
+            "faces": [f.name for f in PRINT_FACES],
+        },
     }
-    (out / "classes.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "classes.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return manifest
 
 

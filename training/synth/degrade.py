@@ -28,7 +28,7 @@ def paper(rng: np.random.Generator, size: int) -> np.ndarray:
     tone = rng.uniform(0.72, 0.96)
     grain = rng.normal(0.0, rng.uniform(0.005, 0.03), (size, size)).astype(np.float32)
     blotch = (smooth_field(rng, size, int(rng.integers(3, 8))) - 0.5) * rng.uniform(0.02, 0.12)
-    yy, xx = np.mgrid[-1:1:complex(0, size), -1:1:complex(0, size)].astype(np.float32)
+    yy, xx = np.mgrid[-1 : 1 : complex(0, size), -1 : 1 : complex(0, size)].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     light = 1.0 + rng.uniform(0.0, 0.18) * (np.cos(angle) * xx + np.sin(angle) * yy)
     light -= rng.uniform(0.0, 0.12) * (xx**2 + yy**2) / 2  # vignetting of a book scanner

@@ -19,7 +19,14 @@ from .faces import CLASSES, DIGITS_PUNCT, FOREIGN_CAPITALS, GREEK_CYRILLIC, face
 from .render import WORK, Setting, compose
 
 FAR = ["uniform_noise", "gaussian_noise", "blank_paper", "ink_blots", "photo_patches"]
-NEAR = ["foreign_capitals", "digits_punct", "greek_cyrillic", "rotated_mirrored", "touching_pairs", "half_glyphs"]
+NEAR = [
+    "foreign_capitals",
+    "digits_punct",
+    "greek_cyrillic",
+    "rotated_mirrored",
+    "touching_pairs",
+    "half_glyphs",
+]
 KIND = {**{k: "far" for k in FAR}, **{k: "near" for k in NEAR}}
 
 # Transforms that would turn a class into itself or into another class are left out.
@@ -30,7 +37,7 @@ def _pick(rng, seq):
     return seq[int(rng.integers(len(seq)))]
 
 
-def _glyph(rng, symbols, out, modern=False, setting=Setting(), count=1):
+def _glyph(rng, symbols, out, modern=False, setting: Setting | None = None, count=1):
     symbol_list = [_pick(rng, symbols) for _ in range(count)]
     faces = [f for f in faces_for(symbol_list[0], modern) if all(f.char_for(s) for s in symbol_list)]
     if not faces:
@@ -46,7 +53,9 @@ def uniform_noise(rng, out):
     hi = rng.uniform(lo + 32, 256)
     cells = int(_pick(rng, [out, out // 2, out // 4, out // 8]))
     img = rng.uniform(lo, hi, (cells, cells)).astype(np.float32)
-    return np.asarray(Image.fromarray(img).resize((out, out), Image.NEAREST), dtype=np.float32).astype(np.uint8)
+    return np.asarray(Image.fromarray(img).resize((out, out), Image.NEAREST), dtype=np.float32).astype(
+        np.uint8
+    )
 
 
 def gaussian_noise(rng, out):
@@ -71,7 +80,11 @@ def ink_blots(rng, out):
         cx, cy = rng.uniform(0, WORK, 2)
         rx, ry = rng.uniform(4, WORK * 0.35, 2)
         if rng.random() < 0.35:  # stain: a ring with a pale centre
-            d.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], outline=int(rng.integers(90, 200)), width=int(rng.integers(2, 6)))
+            d.ellipse(
+                [cx - rx, cy - ry, cx + rx, cy + ry],
+                outline=int(rng.integers(90, 200)),
+                width=int(rng.integers(2, 6)),
+            )
         else:
             d.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=255)
     field = degrade.smooth_field(rng, WORK, int(rng.integers(5, 14)))
@@ -81,9 +94,13 @@ def ink_blots(rng, out):
 
 @functools.lru_cache(maxsize=1)
 def _photos() -> list[np.ndarray]:
-    from sklearn.datasets import load_sample_images  # bundled with scikit-learn, no download
+    from sklearn.datasets import (
+        load_sample_images,  # bundled with scikit-learn, no download
+    )
 
-    return [np.asarray(Image.fromarray(im).convert("L"), dtype=np.uint8) for im in load_sample_images().images]
+    return [
+        np.asarray(Image.fromarray(im).convert("L"), dtype=np.uint8) for im in load_sample_images().images
+    ]
 
 
 def photo_patches(rng, out):

@@ -18,8 +18,10 @@ from PIL import Image, ImageDraw
 from .faces import PRINT_FACES, Face
 from .render import get_font
 
-NAMESPACES = {"2019": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15",
-              "2013": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2013-07-15"}
+NAMESPACES = {
+    "2019": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15",
+    "2013": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2013-07-15",
+}
 DEFAULT_TEXT = [
     "Das ist ein gedruckt buch von der kunst",
     "und lere der alten meister Gott hilf",
@@ -32,8 +34,16 @@ def _box_points(l, t, r, b) -> str:
     return f"{l},{t} {r},{t} {r},{b} {l},{b}"
 
 
-def render_page(out_dir: str | Path, name: str = "page", lines: list[str] = DEFAULT_TEXT, face: Face | None = None,
-                size: int = 44, glyph_level: bool = True, namespace: str = "2019", seed: int = 0) -> tuple[Path, Path]:
+def render_page(
+    out_dir: str | Path,
+    name: str = "page",
+    lines: list[str] = DEFAULT_TEXT,
+    face: Face | None = None,
+    size: int = 44,
+    glyph_level: bool = True,
+    namespace: str = "2019",
+    seed: int = 0,
+) -> tuple[Path, Path]:
     """Write out_dir/<name>.png and out_dir/<name>.xml; returns both paths."""
     face = face or next(f for f in PRINT_FACES if f.name.startswith("Rusch-GoticoAntiqua"))
     font = get_font(str(face.path), size)
@@ -85,13 +95,21 @@ def render_page(out_dir: str | Path, name: str = "page", lines: list[str] = DEFA
     def equiv(text):
         return f"<TextEquiv><Unicode>{escape(text)}</Unicode></TextEquiv>"
 
-    region = (min(line[2][0] for line in xml_lines) - 4, min(line[2][1] for line in xml_lines) - 4,
-              max(line[2][2] for line in xml_lines) + 4, max(line[2][3] for line in xml_lines) + 4)
+    region = (
+        min(line[2][0] for line in xml_lines) - 4,
+        min(line[2][1] for line in xml_lines) - 4,
+        max(line[2][2] for line in xml_lines) + 4,
+        max(line[2][3] for line in xml_lines) + 4,
+    )
     body = []
     for lid, text, lbox, words in xml_lines:
         ws = []
         for wid, word, wbox, glyphs in words:
-            gs = "".join(f'<Glyph id="{gid}">{coords(b)}{equiv(ch)}</Glyph>' for gid, ch, b in glyphs) if glyph_level else ""
+            gs = (
+                "".join(f'<Glyph id="{gid}">{coords(b)}{equiv(ch)}</Glyph>' for gid, ch, b in glyphs)
+                if glyph_level
+                else ""
+            )
             ws.append(f'<Word id="{wid}">{coords(wbox)}{gs}{equiv(word)}</Word>')
         body.append(f'<TextLine id="{lid}">{coords(lbox)}{"".join(ws)}{equiv(text)}</TextLine>')
     xml = out_dir / f"{name}.xml"
@@ -99,5 +117,7 @@ def render_page(out_dir: str | Path, name: str = "page", lines: list[str] = DEFA
         f'<?xml version="1.0" encoding="UTF-8"?>\n<PcGts xmlns="{NAMESPACES[namespace]}">'
         f"<Metadata><Creator>glyphgate render_page</Creator></Metadata>"
         f'<Page imageFilename="{png.name}" imageWidth="{width}" imageHeight="{height}">'
-        f'<TextRegion id="r0">{coords(region)}{"".join(body)}</TextRegion></Page></PcGts>\n', encoding="utf-8")
+        f'<TextRegion id="r0">{coords(region)}{"".join(body)}</TextRegion></Page></PcGts>\n',
+        encoding="utf-8",
+    )
     return png, xml

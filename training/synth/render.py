@@ -80,9 +80,10 @@ def _transform(layer: Image.Image, how: str) -> Image.Image:
 
 
 def compose(
-    rng: np.random.Generator, face: Face, centre: list[tuple[str, bool]], setting: Setting = Setting()
+    rng: np.random.Generator, face: Face, centre: list[tuple[str, bool]], setting: Setting | None = None
 ) -> np.ndarray:
     """Ink mask (float32, WORK x WORK, 1 = ink) of `centre` set in `face`, cropped like a scan."""
+    setting = setting or Setting()
     size = int(rng.integers(56, 90))
     font = get_font(str(face.path), size)
     baseline = CANVAS * 0.62
@@ -103,7 +104,12 @@ def compose(
         l, t, r, b = box
         keep = Image.new("L", centre_layer.size, 0)
         side = rng.integers(4)
-        cut = [(l, t, (l + r) // 2, b), ((l + r) // 2, t, r, b), (l, t, r, (t + b) // 2), (l, (t + b) // 2, r, b)][side]
+        cut = [
+            (l, t, (l + r) // 2, b),
+            ((l + r) // 2, t, r, b),
+            (l, t, r, (t + b) // 2),
+            (l, (t + b) // 2, r, b),
+        ][side]
         keep.paste(centre_layer.crop(cut), cut[:2])
         centre_layer = keep
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,7 +87,9 @@ def _points(el, ns: str, where: str) -> np.ndarray:
     if coords is None or not coords.get("points", "").strip():
         raise ValueError(f"{where}: no Coords/@points")
     try:
-        pts = np.array([[float(v) for v in p.split(",")] for p in coords.get("points").split()], dtype=np.float64)
+        pts = np.array(
+            [[float(v) for v in p.split(",")] for p in coords.get("points").split()], dtype=np.float64
+        )
     except ValueError:
         raise ValueError(f"{where}: unreadable Coords/@points") from None
     if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 1:
@@ -95,8 +98,12 @@ def _points(el, ns: str, where: str) -> np.ndarray:
 
 
 def _box(pts: np.ndarray) -> tuple[int, int, int, int]:
-    return (int(np.floor(pts[:, 1].min())), int(np.ceil(pts[:, 1].max())) + 1,
-            int(np.floor(pts[:, 0].min())), int(np.ceil(pts[:, 0].max())) + 1)
+    return (
+        int(np.floor(pts[:, 1].min())),
+        int(np.ceil(pts[:, 1].max())) + 1,
+        int(np.floor(pts[:, 0].min())),
+        int(np.ceil(pts[:, 0].max())) + 1,
+    )
 
 
 def _text(el, ns: str) -> str:
@@ -170,11 +177,16 @@ def find_image(page: Page, image: str | Path | None = None) -> Path:
         if image.is_dir():
             number = re.findall(r"\d+", page.xml.stem)
             if number:
-                hits = [p for p in sorted(image.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES
-                        and re.findall(r"\d+", p.stem)[-1:] == number[-1:]]
+                hits = [
+                    p
+                    for p in sorted(image.iterdir())
+                    if p.suffix.lower() in IMAGE_SUFFIXES and re.findall(r"\d+", p.stem)[-1:] == number[-1:]
+                ]
                 if len(hits) == 1:
                     return hits[0]
-            raise DataError(f"{page.xml}: no single image in {image} with page number {number[-1] if number else '?'}")
+            raise DataError(
+                f"{page.xml}: no single image in {image} with page number {number[-1] if number else '?'}"
+            )
         raise DataError(f"{page.xml}: image {image} not found")
     if not page.image_filename:
         raise DataError(f"{page.xml}: no Page/@imageFilename; pass --image")
@@ -219,8 +231,11 @@ def split_word(gray: np.ndarray, word: Word, threshold: float) -> list[tuple[int
     if n == 0:
         return []
     sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
-    comps = [[s[0].start, s[0].stop, s[1].start, s[1].stop] for s, a in zip(ndimage.find_objects(labels), sizes)
-             if a >= 0.01 * (b - t) ** 2]
+    comps = [
+        [s[0].start, s[0].stop, s[1].start, s[1].stop]
+        for s, a in zip(ndimage.find_objects(labels), sizes)
+        if a >= 0.01 * (b - t) ** 2
+    ]
     comps.sort(key=lambda c: -(c[1] - c[0]) * (c[3] - c[2]))  # biggest first: stems absorb marks
     merged: list[list[int]] = []
     for c in comps:
@@ -235,8 +250,13 @@ def split_word(gray: np.ndarray, word: Word, threshold: float) -> list[tuple[int
     return [(t + c[0], t + c[1], l + c[2], l + c[3]) for c in merged]
 
 
-def cut(gray: np.ndarray, box: tuple[int, int, int, int], crop: str, line_box: tuple[int, int, int, int],
-        threshold: float) -> np.ndarray | None:
+def cut(
+    gray: np.ndarray,
+    box: tuple[int, int, int, int],
+    crop: str,
+    line_box: tuple[int, int, int, int],
+    threshold: float,
+) -> np.ndarray | None:
     """One glyph crop from the page by the crop convention; None when the box holds no ink.
 
     tight: the ink box inside the glyph's box; box: the ink box with a margin of 15 % of its
@@ -259,3 +279,53 @@ def cut(gray: np.ndarray, box: tuple[int, int, int, int], crop: str, line_box: t
         t, b = min(t, line_box[0]), max(b, line_box[1])
     t, b, l, r = max(0, t), min(h, b), max(0, l), min(w, r)
     return gray[t:b, l:r]
+
+
+def annotate(xml: Path, verdicts: dict[str, dict], split: dict[str, list], out: Path) -> None:
+    """Write a copy of `xml` with each glyph's verdict; `split` = word id -> [(glyph id, box, text)]
+    for glyphs that came from a word split (they become new Glyph elements)."""
+    tree = SafeET.parse(str(xml))
+    root = tree.getroot()
+    ns = PAGE_NS.match(root.tag).group(1)
+    ET.register_namespace("", ns)
+    q = lambda tag: f"{{{ns}}}{tag}"  # noqa: E731
+
+    def mark(glyph_el, v: dict) -> None:
+        custom = (
+            f"glyphgate {{label:{v['label']}; confidence:{v['confidence']:.4f}; energy:{v['energy']:.4f}; "
+            f"p_value:{'' if v['p_value'] is None else format(v['p_value'], '.4f')}; is_ood:{str(v['is_ood']).lower()};}}"
+        )
+        glyph_el.set("custom", (glyph_el.get("custom", "") + " " + custom).strip())
+        te = ET.Element(
+            q("TextEquiv"),
+            {
+                "index": "2",
+                "conf": f"{v['confidence']:.4f}",
+                "comments": "glyphgate: the model's label; energy, p_value and is_ood in @custom",
+            },
+        )
+        ET.SubElement(te, q("Unicode")).text = v["label"]
+        children = list(glyph_el)
+        after = [i for i, c in enumerate(children) if c.tag in (q("Coords"), q("Graphemes"), q("TextEquiv"))]
+        glyph_el.insert(after[-1] + 1 if after else 0, te)
+
+    for word_el in root.iter(q("Word")):
+        for g in word_el.findall(q("Glyph")):
+            if g.get("id") in verdicts:
+                mark(g, verdicts[g.get("id")])
+        new = split.get(word_el.get("id"), [])
+        if new:
+            children = list(word_el)
+            at = next((i + 1 for i, c in enumerate(children) if c.tag == q("Coords")), 0)
+            for k, (gid, box, text) in enumerate(new):
+                g = ET.Element(q("Glyph"), {"id": gid})
+                t, b, left, r = box
+                ET.SubElement(
+                    g, q("Coords"), {"points": f"{left},{t} {r - 1},{t} {r - 1},{b - 1} {left},{b - 1}"}
+                )
+                if text:
+                    ET.SubElement(ET.SubElement(g, q("TextEquiv"), {"index": "1"}), q("Unicode")).text = text
+                if gid in verdicts:
+                    mark(g, verdicts[gid])
+                word_el.insert(at + k, g)
+    tree.write(out, encoding="utf-8", xml_declaration=True)

@@ -7,7 +7,7 @@ import contextlib
 import torch
 from torch import nn
 
-SHAPE = (1, 56, 56)
+from .preprocess import SHAPE
 
 
 class InformativeInit(nn.Module):
@@ -73,23 +73,24 @@ def smooth_noise(n: int, device, generator=None) -> torch.Tensor:
 
 
 class ReplayBuffer(nn.Module):
-    """Fixed-capacity store of persistent SGLD chains; one row of `capacity` chains per class
-    when conditional, else a single row. A registered buffer, so checkpoints carry it."""
+    """Fixed-capacity store of persistent SGLD chains, shared by all classes (JEM's): a chain
+    drawn for class y is pushed towards y and returned to the common pool. A registered buffer,
+    so checkpoints carry it; shaped (1, capacity, ...) as checkpoints have always stored it."""
 
-    def __init__(self, capacity: int, num_rows: int = 1):
+    def __init__(self, capacity: int):
         super().__init__()
         self.capacity = capacity
-        self.register_buffer("chains", torch.rand(num_rows, capacity, *SHAPE) * 2 - 1)
+        self.register_buffer("chains", torch.rand(1, capacity, *SHAPE) * 2 - 1)
 
     def __len__(self) -> int:
-        return self.chains.shape[0] * self.chains.shape[1]
+        return self.chains.shape[1]
 
-    def draw(self, n: int, rows: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(self, n: int, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(0, self.capacity, (n,), device=self.chains.device, generator=generator)
-        return self.chains[rows, idx].clone(), idx
+        return self.chains[0, idx].clone(), idx
 
-    def put(self, x: torch.Tensor, rows: torch.Tensor, idx: torch.Tensor) -> None:
-        self.chains[rows, idx] = x.detach().to(self.chains.dtype)
+    def put(self, x: torch.Tensor, idx: torch.Tensor) -> None:
+        self.chains[0, idx] = x.detach().to(self.chains.dtype)
 
 
 @contextlib.contextmanager
@@ -111,12 +112,28 @@ def frozen(model: nn.Module):
 class SGLDSampler:
     """x_{k+1} = clamp(x_k + step_size * clamp(df/dx) + noise * N(0, 1), -1, 1), f = -E."""
 
-    def __init__(self, model: nn.Module, num_classes: int, *, buffer: ReplayBuffer | None = None,
-                 init: InformativeInit | None = None, steps: int = 20, step_size: float = 1.0,
-                 noise: float = 0.01, grad_clamp: float | None = 0.03, reinit: float = 0.05,
-                 reinit_noise: float = 0.0):
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        *,
+        buffer: ReplayBuffer | None = None,
+        init: InformativeInit | None = None,
+        steps: int = 20,
+        step_size: float = 1.0,
+        noise: float = 0.01,
+        grad_clamp: float | None = 0.03,
+        reinit: float = 0.05,
+        reinit_noise: float = 0.0,
+    ):
         self.model, self.num_classes, self.buffer, self.init = model, num_classes, buffer, init
-        self.steps, self.step_size, self.noise, self.grad_clamp, self.reinit = steps, step_size, noise, grad_clamp, reinit
+        self.steps, self.step_size, self.noise, self.grad_clamp, self.reinit = (
+            steps,
+            step_size,
+            noise,
+            grad_clamp,
+            reinit,
+        )
         self.reinit_noise = reinit_noise  # share of buffer restarts drawn from smooth_noise
 
     def fresh(self, n: int, y: torch.Tensor | None, device, generator=None) -> torch.Tensor:
@@ -127,8 +144,14 @@ class SGLDSampler:
             return self.init.sample(y.to(device), generator)
         return torch.rand(n, *SHAPE, device=device, generator=generator) * 2 - 1
 
-    def run(self, x: torch.Tensor, y: torch.Tensor | None = None, steps: int | None = None,
-            keep_chain: bool = False, generator=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def run(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        steps: int | None = None,
+        keep_chain: bool = False,
+        generator=None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The SGLD loop itself; returns the final samples and, if asked, every state."""
         steps = self.steps if steps is None else steps
         chain = [x.detach().clone()] if keep_chain else []
@@ -146,8 +169,15 @@ class SGLDSampler:
                     chain.append(x.detach().clone())
         return x.detach(), chain
 
-    def sample(self, n: int, y: torch.Tensor | None = None, steps: int | None = None,
-               keep_chain: bool = False, use_buffer: bool = True, generator=None):
+    def sample(
+        self,
+        n: int,
+        y: torch.Tensor | None = None,
+        steps: int | None = None,
+        keep_chain: bool = False,
+        use_buffer: bool = True,
+        generator=None,
+    ):
         """n samples; persistent chains from the buffer with `reinit` of them restarted fresh.
 
         Returns (samples, chain list, reinit mask)."""
@@ -156,9 +186,7 @@ class SGLDSampler:
             x0 = self.fresh(n, y, device, generator)
             x, chain = self.run(x0, y, steps, keep_chain, generator)
             return x, chain, torch.ones(n, dtype=torch.bool, device=device)
-        conditional = self.buffer.chains.shape[0] > 1
-        rows = y if (conditional and y is not None) else torch.zeros(n, dtype=torch.long, device=device)
-        x0, idx = self.buffer.draw(n, rows, generator)
+        x0, idx = self.buffer.draw(n, generator)
         restart = torch.rand(n, device=device, generator=generator) < self.reinit
         if restart.any():
             x0[restart] = self.fresh(int(restart.sum()), None if y is None else y[restart], device, generator)
@@ -166,5 +194,5 @@ class SGLDSampler:
             if from_noise.any():
                 x0[from_noise] = smooth_noise(int(from_noise.sum()), device, generator)
         x, chain = self.run(x0, y, steps, keep_chain, generator)
-        self.buffer.put(x, rows, idx)
+        self.buffer.put(x, idx)
         return x, chain, restart

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from training.artifacts import load_calibration
-from training.errors import DataError
-
-from .decode import decode, decode_many
-from .images import input_grid, input_image
-from .settings import load as load_settings
+from glyphgate.core.artifacts import load_calibration
+from glyphgate.core.decode import decode, decode_many
+from glyphgate.core.errors import DataError
+from glyphgate.core.grid import grid_image, input_image
+from glyphgate.core.settings import load as load_settings
 
 FIELDS = ["path", "label", "confidence", "energy", "p_value", "is_ood", "error"]
 VERDICT = ("label", "confidence", "energy", "p_value", "is_ood")
@@ -59,35 +58,39 @@ def sources(path: Path) -> tuple[list[str], callable]:
 
 def chunks(seq: list, size: int) -> Iterator[list]:
     for i in range(0, len(seq), size):
-        yield seq[i:i + size]
+        yield seq[i : i + size]
 
 
 class LocalScorer:
     def __init__(self, artifacts: Path):
-        from .scoring import Scorer
+        from glyphgate.core.scoring import Scorer
 
         cal, settings = load_calibration(artifacts), load_settings()
-        self.scorer = Scorer(artifacts, cal["classes"], cal["threshold"], threads=settings.ort_threads,
-                             cal_energies=cal.get("id_energies"))
+        self.scorer = Scorer(
+            artifacts,
+            cal["classes"],
+            cal["threshold"],
+            threads=settings.ort_threads,
+            cal_energies=cal.get("id_energies"),
+        )
         self.max_pixels = settings.max_pixels
 
     def __call__(self, batch: list[tuple[str, bytes]]) -> tuple[list[dict], dict[str, np.ndarray]]:
         x, ok, errors = decode_many(batch, self.max_pixels)
         rows = [{"path": e["file"], "error": e["error"]} for e in errors]
-        arrays = {batch[i][0]: x[j:j + 1] for j, i in enumerate(ok)}
+        arrays = {batch[i][0]: x[j : j + 1] for j, i in enumerate(ok)}
         if ok:
             for i, r in zip(ok, self.scorer.classify(x)):
                 rows.append({"path": batch[i][0], **{k: r[k] for k in VERDICT}})
         return rows, arrays
 
-
     def crops(self, names: list[str], crops: list[np.ndarray]) -> tuple[list[dict], dict[str, np.ndarray]]:
         """Grey crops already in memory (cut from a page): no encode and decode on the way."""
-        from training.preprocess import prepare_many
+        from glyphgate.core.preprocess import prepare_many
 
         x = prepare_many([c.astype(np.float32) for c in crops])
         rows = [{"path": n, **{k: r[k] for k in VERDICT}} for n, r in zip(names, self.scorer.classify(x))]
-        return rows, {n: x[j:j + 1] for j, n in enumerate(names)}
+        return rows, {n: x[j : j + 1] for j, n in enumerate(names)}
 
 
 class RemoteScorer:
@@ -106,7 +109,9 @@ class RemoteScorer:
             body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
             if r.status_code == 400 and "errors" in body:  # every file in the batch was unreadable
                 return [{"path": batch[e["index"]][0], "error": e["error"]} for e in body["errors"]], {}
-            raise DataError(f"{self.client.base_url}: HTTP {r.status_code}: {body.get('error', r.text[:200])}")
+            raise DataError(
+                f"{self.client.base_url}: HTTP {r.status_code}: {body.get('error', r.text[:200])}"
+            )
         rows, arrays = [], {}
         for (name, data), res in zip(batch, r.json()["results"]):
             if "error" in res:
@@ -118,8 +123,16 @@ class RemoteScorer:
         return rows, arrays
 
 
-def scan(path: str | Path, out: str | Path, artifacts: str | Path | None = None, url: str | None = None,
-         token: str | None = None, batch: int = 256, progress: bool = True, fdr: float | None = None) -> dict:
+def scan(
+    path: str | Path,
+    out: str | Path,
+    artifacts: str | Path | None = None,
+    url: str | None = None,
+    token: str | None = None,
+    batch: int = 256,
+    progress: bool = True,
+    fdr: float | None = None,
+) -> dict:
     path, out = Path(path), Path(out)
     names, read = sources(path)
     score = RemoteScorer(url, token, keep_all=fdr is not None) if url else LocalScorer(Path(artifacts))
@@ -135,15 +148,22 @@ def scan(path: str | Path, out: str | Path, artifacts: str | Path | None = None,
                     rows.append({"path": name, "error": f"{name}: unreadable ({e})"})
             got, arrays = score(items) if items else ([], {})
             rows.extend(got)
-            flagged.update({r["path"]: arrays[r["path"]] for r in got
-                            if (r.get("is_ood") or fdr is not None) and r["path"] in arrays})
+            flagged.update(
+                {
+                    r["path"]: arrays[r["path"]]
+                    for r in got
+                    if (r.get("is_ood") or fdr is not None) and r["path"] in arrays
+                }
+            )
             bar.update(len(group))
     rule = "energy > threshold"
     if fdr is not None:
         scored = [r for r in rows if "error" not in r]
         if any(r.get("p_value") is None for r in scored):
-            raise DataError("--fdr needs p-values: the model's calibration.json stores no calibration energies "
-                            "(re-run glyphgate calibrate)")
+            raise DataError(
+                "--fdr needs p-values: the model's calibration.json stores no calibration energies "
+                "(re-run glyphgate calibrate)"
+            )
         for r, hit in zip(scored, benjamini_hochberg(np.array([r["p_value"] for r in scored]), fdr)):
             r["is_ood"] = bool(hit)
         flagged = {k: v for k, v in flagged.items() if any(r["path"] == k and r["is_ood"] for r in scored)}
@@ -151,23 +171,35 @@ def scan(path: str | Path, out: str | Path, artifacts: str | Path | None = None,
     seconds = time.perf_counter() - t0
     order = {n: i for i, n in enumerate(names)}
     rows.sort(key=lambda r: order.get(r["path"], len(order)))
-    summary = {"source": str(path), "images": len(names), "scored": sum("error" not in r for r in rows),
-               "flagged": sum(bool(r.get("is_ood")) for r in rows), "unreadable": sum("error" in r for r in rows),
-               "seconds": seconds, "images_per_s": len(names) / seconds if seconds > 0 else None,
-               "scorer": url or str(artifacts), "rule": rule}
+    summary = {
+        "source": str(path),
+        "images": len(names),
+        "scored": sum("error" not in r for r in rows),
+        "flagged": sum(bool(r.get("is_ood")) for r in rows),
+        "unreadable": sum("error" in r for r in rows),
+        "seconds": seconds,
+        "images_per_s": len(names) / seconds if seconds > 0 else None,
+        "scorer": url or str(artifacts),
+        "rule": rule,
+    }
     write_reports(out, rows, flagged, summary)
     return summary
 
 
-def write_reports(out: Path, rows: list[dict], flagged: dict[str, np.ndarray], summary: dict) -> None:
+def write_reports(
+    out: Path, rows: list[dict], flagged: dict[str, np.ndarray], summary: dict, fields: list[str] = FIELDS
+) -> None:
+    """results.csv (the `fields` columns), results.json (summary + rows), and the contact sheet."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({k: r.get(k, "") for k in FIELDS})
-    (out / "results.json").write_text(json.dumps({"summary": summary, "results": rows}, indent=1, ensure_ascii=False) + "\n",
-                                      encoding="utf-8")
+            w.writerow({k: r.get(k, "") for k in fields})
+    (out / "results.json").write_text(
+        json.dumps({"summary": summary, "results": rows}, indent=1, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
     contact_sheet(out, [r for r in rows if r.get("is_ood")], flagged, summary)
 
 
@@ -182,18 +214,27 @@ def contact_sheet(out: Path, rows: list[dict], arrays: dict[str, np.ndarray], su
     # Highest energy first: the scans least like any glyph lead the sheet.
     shown = sorted((r for r in rows if r["path"] in arrays), key=lambda r: -r["energy"])
     if shown:
-        input_grid([arrays[r["path"]] for r in shown], nrow=8,
-                   captions=[Path(r["path"]).name for r in shown]).save(out / "flagged.png")
+        grid_image(
+            [arrays[r["path"]] for r in shown],
+            nrow=8,
+            scale=2,
+            captions=[Path(r["path"]).name for r in shown],
+        ).save(out / "flagged.png")
     cells = "".join(
         f"<figure><img src='data:image/png;base64,{base64.b64encode(_png_bytes(arrays[r['path']])).decode()}' width=112 height=112>"
         f"<figcaption>{html.escape(r['path'])}<br>energy {r['energy']:.2f} · {html.escape(r['label'])} "
-        f"{r['confidence']:.2f}</figcaption></figure>" for r in shown)
-    (out / "flagged.html").write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+        f"{r['confidence']:.2f}</figcaption></figure>"
+        for r in shown
+    )
+    (out / "flagged.html").write_text(
+        f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>glyphgate scan: flagged scans</title><style>body{{font-family:sans-serif;margin:2em}}
 figure{{display:inline-block;margin:6px;width:150px;font-size:11px;vertical-align:top}}
 img{{image-rendering:pixelated;border:2px solid #c33}}</style></head><body>
-<h1>Flagged scans: {summary['flagged']} of {summary['images']}</h1>
-<p>Source <code>{html.escape(summary['source'])}</code>; {summary['unreadable']} unreadable (see results.csv).
-Flagged by: {html.escape(summary.get('rule', 'energy > threshold'))}.</p>{cells or '<p>Nothing was flagged.</p>'}
+<h1>Flagged scans: {summary["flagged"]} of {summary["images"]}</h1>
+<p>Source <code>{html.escape(summary["source"])}</code>; {summary["unreadable"]} unreadable (see results.csv).
+Flagged by: {html.escape(summary.get("rule", "energy > threshold"))}.</p>{cells or "<p>Nothing was flagged.</p>"}
 </body></html>
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )

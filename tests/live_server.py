@@ -1,4 +1,5 @@
-"""Start a real `bentoml serve` on 127.0.0.1 in a subprocess (tests, benchmarks, soak) and stop it."""
+"""Start a real `bentoml serve` on 127.0.0.1 in a subprocess and stop it: the tests' server, also
+used by bench/serve.py and bench/soak.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class PortTaken(RuntimeError):
+    pass
+
+
 class Server:
     """`bentoml serve TARGET` in `cwd`: the service from the source tree by default, or a built
     Bento by tag (then artifacts=None: the Bento's own model)."""
@@ -28,31 +33,58 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
         self.target, self.cwd = target, cwd
-        self.env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": str(self.log_path.parent / "bentoml_home"),
-                    **{k: str(v) for k, v in env.items()}}
+        self.env = {
+            **os.environ,
+            "BENTOML_DO_NOT_TRACK": "True",
+            "BENTOML_HOME": str(self.log_path.parent / "bentoml_home"),
+            **{k: str(v) for k, v in env.items()},
+        }
         if artifacts is None:
             self.env.pop("GLYPHGATE_ARTIFACTS", None)
         else:
             self.env["GLYPHGATE_ARTIFACTS"] = str(artifacts)
         self.proc = None
 
-    def start(self, timeout: float = 90) -> "Server":
+    def start(self, timeout: float = 90, attempts: int = 3) -> "Server":
+        """Start and wait for /readyz. free_port() can race with another process taking the port
+        between our probe and BentoML's bind: then the server exits with "address already in use"
+        and we try again on a fresh port."""
+        for _ in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError(f"no free port after {attempts} attempts")
+
+    def _start_once(self, timeout: float) -> "Server":
         bentoml = Path(sys.executable).with_name("bentoml")
         self.log = open(self.log_path, "w")
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([str(bentoml), "serve", self.target, "--port", str(self.port)],
-                                     cwd=self.cwd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(bentoml), "serve", self.target, "--port", str(self.port)],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        ours = f"listening on http://127.0.0.1:{self.port}"  # not another process that holds the port
         while time.perf_counter() - self.started < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.output()[-2000:]}")
+                out = self.output()
+                self.log.close()
+                if "address already in use" in out.lower():
+                    raise PortTaken(self.port)
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {out[-2000:]}")
             try:
                 with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
-                    if r.status == 200:
+                    if r.status == 200 and ours in self.output():
                         self.ready_s = time.perf_counter() - self.started
                         return self
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"server not ready in {timeout} s: {self.output()[-2000:]}")
 

@@ -1,4 +1,5 @@
-"""Scoring on ONNX Runtime: one session, CUDA first when present, threads set deliberately."""
+"""Verdicts for model inputs: label, top-k, energy against the threshold, conformal p-value.
+The server's workers and `glyphgate scan` both answer with these."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import logging
 
 import numpy as np
 
-from training.artifacts import MODEL_ONNX
+from .artifacts import MODEL_ONNX
+from .onnx_model import OnnxModel, softmax
 
 log = logging.getLogger("glyphgate")
 TOP_K = 5
@@ -22,22 +24,20 @@ def p_values(cal_energies: np.ndarray, energy: np.ndarray) -> np.ndarray:
 
 class Scorer:
     def __init__(self, artifacts, classes: list[str], threshold: float, threads: int, cal_energies=None):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        wanted = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        self.session = ort.InferenceSession(str(artifacts / MODEL_ONNX), opts, providers=wanted)
-        self.provider = self.session.get_providers()[0]
+        self.model = OnnxModel(artifacts / MODEL_ONNX, threads=threads)
+        self.provider = self.model.provider
         self.classes, self.threshold = classes, float(threshold)
         # Sorted energies of the calibration glyphs; older calibrations lack them (no p-values).
         self.cal_energies = np.sort(np.asarray(cal_energies, np.float64)) if cal_energies else None
-        log.info("glyphgate scoring on ONNX Runtime %s with %s (%d intra-op threads)", ort.__version__, self.provider, threads)
+        log.info(
+            "glyphgate scoring on ONNX Runtime %s with %s (%d intra-op threads)",
+            self.model.version,
+            self.provider,
+            threads,
+        )
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, energy = self.session.run(["logits", "energy"], {"image": np.ascontiguousarray(x, np.float32)})
-        return logits, energy
+        return self.model.run(x)
 
     def score(self, x: np.ndarray, alpha: float | None = None) -> list[dict]:
         _, energy = self.run(x)
@@ -45,13 +45,18 @@ class Scorer:
 
     def classify(self, x: np.ndarray, alpha: float | None = None) -> list[dict]:
         logits, energy = self.run(x)
-        z = logits - logits.max(1, keepdims=True)
-        probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        probs = softmax(logits)
         out = []
         for p, verdict in zip(probs, self._verdicts(energy, alpha)):
             top = np.argsort(-p)[:TOP_K]
-            out.append({"label": self.classes[top[0]], "confidence": float(p[top[0]]),
-                        "top_k": [{"label": self.classes[i], "p": float(p[i])} for i in top], **verdict})
+            out.append(
+                {
+                    "label": self.classes[top[0]],
+                    "confidence": float(p[top[0]]),
+                    "top_k": [{"label": self.classes[i], "p": float(p[i])} for i in top],
+                    **verdict,
+                }
+            )
         return out
 
     def _verdicts(self, energy: np.ndarray, alpha: float | None = None) -> list[dict]:

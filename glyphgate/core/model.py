@@ -17,12 +17,18 @@ class EnergyCNN(nn.Module):
         # Swish (SiLU) keeps input gradients smooth, which SGLD needs; no batch norm, so the
         # energy of an image never depends on the rest of its batch.
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 5, stride=2, padding=4), nn.SiLU(),  # 56 -> 30
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.SiLU(),  # -> 15
-            nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.SiLU(),  # -> 8
-            nn.Conv2d(c3, c3, 3, stride=2, padding=1), nn.SiLU(),  # -> 4
-            nn.Conv2d(c3, c3, 3, stride=2, padding=1), nn.SiLU(),  # -> 2
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(1, c1, 5, stride=2, padding=4),
+            nn.SiLU(),  # 56 -> 30
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1),
+            nn.SiLU(),  # -> 15
+            nn.Conv2d(c2, c3, 3, stride=2, padding=1),
+            nn.SiLU(),  # -> 8
+            nn.Conv2d(c3, c3, 3, stride=2, padding=1),
+            nn.SiLU(),  # -> 4
+            nn.Conv2d(c3, c3, 3, stride=2, padding=1),
+            nn.SiLU(),  # -> 2
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Linear(c3, num_classes)
         self.num_classes, self.width = num_classes, width

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import DataError
+from .errors import ArtifactsError, DataError
 
 if TYPE_CHECKING:  # torch is imported where it is used: checking a folder should not cost seconds
     import torch
@@ -20,21 +20,23 @@ if TYPE_CHECKING:  # torch is imported where it is used: checking a folder shoul
     from .model import EnergyCNN
     from .sampler import InformativeInit, SGLDSampler
 
-MODEL_ONNX, MODEL_PT, CLASSES_JSON, CALIBRATION_JSON = "model.onnx", "model.pt", "classes.json", "calibration.json"
+MODEL_ONNX, MODEL_PT, CLASSES_JSON, CALIBRATION_JSON = (
+    "model.onnx",
+    "model.pt",
+    "classes.json",
+    "calibration.json",
+)
 FORMAT = 1
 
 
 def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # The shipped model beside the package (an editable install or a source checkout): found from
 # any working directory, not only the repository root.
-SHIPPED = Path(__file__).resolve().parents[1] / "artifacts" / "default"
+SHIPPED = Path(__file__).resolve().parents[2] / "artifacts" / "default"
 
 
 def default_artifacts() -> Path:
@@ -49,12 +51,17 @@ def require(folder: str | Path, *names: str) -> Path:
     """The folder, after checking every named file is there (one message listing the missing)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"{folder}: artifacts folder not found (pass --artifacts DIR or set GLYPHGATE_ARTIFACTS; "
-                        f"the shipped model is {SHIPPED})")
+        raise ArtifactsError(
+            f"{folder}: artifacts folder not found (pass --artifacts DIR or set GLYPHGATE_ARTIFACTS; "
+            f"the shipped model is {SHIPPED})"
+        )
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
-        raise DataError(f"{folder}: missing {', '.join(missing)} (make it with `glyphgate export`"
-                        + (" and `glyphgate calibrate`" if CALIBRATION_JSON in missing else "") + ")")
+        raise ArtifactsError(
+            f"{folder}: missing {', '.join(missing)} (make it with `glyphgate export`"
+            + (" and `glyphgate calibrate`" if CALIBRATION_JSON in missing else "")
+            + ")"
+        )
     return folder
 
 
@@ -78,10 +85,12 @@ def load_calibration(folder: str | Path, check_hash: bool = True) -> dict:
         jsonschema.validate(cal, read_json(SCHEMA))
     except jsonschema.ValidationError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "top level"
-        raise DataError(f"{folder / CALIBRATION_JSON}: invalid at {where}: {e.message}") from None
+        raise ArtifactsError(f"{folder / CALIBRATION_JSON}: invalid at {where}: {e.message}") from None
     if check_hash and cal["model_sha256"] != sha256(folder / MODEL_ONNX):
-        raise DataError(f"{folder / CALIBRATION_JSON} was made for another model (its model_sha256 does not match "
-                        f"{folder / MODEL_ONNX}); re-run `glyphgate calibrate --artifacts {folder}`")
+        raise ArtifactsError(
+            f"{folder / CALIBRATION_JSON} was made for another model (its model_sha256 does not match "
+            f"{folder / MODEL_ONNX}); re-run `glyphgate calibrate --artifacts {folder}`"
+        )
     return cal
 
 
@@ -112,18 +121,30 @@ class TorchModel:
         return SGLDSampler(self.net, len(self.classes), init=self.init, **kw)
 
 
-def save_torch_model(path: Path, net: EnergyCNN, classes: list[str], init: InformativeInit | None, sgld: dict,
-                     mode: str) -> None:
+def save_torch_model(
+    path: Path, net: EnergyCNN, classes: list[str], init: InformativeInit | None, sgld: dict, mode: str
+) -> None:
     import torch
 
-    torch.save({
-        "format": FORMAT, "mode": mode, "num_classes": net.num_classes, "width": net.width, "classes": list(classes),
-        "state_dict": net.state_dict(), "sgld": dict(sgld),
-        # float16 halves the file (the per-class axes are 8 MB in float32); it only shapes SGLD
-        # start points, and loading copies it back into float32 buffers
-        "init": ({k: v.half() if v.is_floating_point() else v for k, v in init.state_dict().items()}
-                 if init is not None and bool(init.fitted) else None),
-    }, path)
+    torch.save(
+        {
+            "format": FORMAT,
+            "mode": mode,
+            "num_classes": net.num_classes,
+            "width": net.width,
+            "classes": list(classes),
+            "state_dict": net.state_dict(),
+            "sgld": dict(sgld),
+            # float16 halves the file (the per-class axes are 8 MB in float32); it only shapes SGLD
+            # start points, and loading copies it back into float32 buffers
+            "init": (
+                {k: v.half() if v.is_floating_point() else v for k, v in init.state_dict().items()}
+                if init is not None and bool(init.fitted)
+                else None
+            ),
+        },
+        path,
+    )
 
 
 def load_torch_model(folder: str | Path, device: str | torch.device = "cpu") -> TorchModel:
@@ -144,5 +165,5 @@ def load_torch_model(folder: str | Path, device: str | torch.device = "cpu") -> 
             init = InformativeInit(len(blob["classes"]), blob["init"]["axes"].shape[2])
             init.load_state_dict(blob["init"])
     except Exception as e:  # a truncated or foreign file raises many types
-        raise DataError(f"{path}: not a glyphgate model.pt ({type(e).__name__}: {e})") from None
+        raise ArtifactsError(f"{path}: not a glyphgate model.pt ({type(e).__name__}: {e})") from None
     return TorchModel(net.eval(), list(blob["classes"]), init, blob["sgld"], blob["mode"]).to(device)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import torch
 
 IMAGE_SIZE = 56
+SHAPE = (1, IMAGE_SIZE, IMAGE_SIZE)  # one model input: grey, 56 x 56; ONNX, sampler and server share it
 
 
 def pil_to_gray(img: Image.Image) -> np.ndarray:
@@ -51,7 +52,7 @@ def pil_to_gray(img: Image.Image) -> np.ndarray:
 # model's input side), before any float copy: the antialiased resize to 56 averages those
 # pixels anyway, and a 6000x6000 scan then costs 36 MB of work instead of ~600 MB of float
 # temporaries. No crop a segmenter or our corpus makes comes near it.
-REDUCE_ABOVE = 8 * 56
+REDUCE_ABOVE = 8 * IMAGE_SIZE
 
 
 def _box_reduce(img: Image.Image) -> Image.Image:
@@ -86,12 +87,14 @@ def _fit_pad(img: np.ndarray, size: int) -> np.ndarray:
     if max(h, w) != size:
         # The short side rounds down, as torchvision's resize(size=None, max_size=size) does.
         nh, nw = (size, max(1, int(size * w / h))) if h >= w else (max(1, int(size * h / w)), size)
-        img = np.asarray(Image.fromarray(np.ascontiguousarray(img), mode="F").resize((nw, nh), Image.BILINEAR))
+        img = np.asarray(
+            Image.fromarray(np.ascontiguousarray(img), mode="F").resize((nw, nh), Image.BILINEAR)
+        )
         h, w = nh, nw
     paper = np.median(np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]))
     out = np.full((size, size), paper, np.float32)
     top, left = (size - h) // 2, (size - w) // 2
-    out[top:top + h, left:left + w] = img
+    out[top : top + h, left : left + w] = img
     return out
 
 
@@ -124,7 +127,7 @@ def prepare_many(images: Sequence, size: int = IMAGE_SIZE) -> np.ndarray:
         k = 0
         for i in idx:
             n = len(batches[i])
-            out[offsets[i]:offsets[i] + n] = y[k:k + n]
+            out[offsets[i] : offsets[i] + n] = y[k : k + n]
             k += n
     return out
 

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from training.preprocess import pil_to_gray, prepare, prepare_many
+from .preprocess import pil_to_gray, prepare, prepare_many
 
 # Formats a scanning pipeline sends; anything else is refused before a decoder runs.
 FORMATS = ["PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM"]
@@ -24,7 +24,9 @@ def decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     return prepare(load_gray(data, name, max_pixels))
 
 
-def decode_many(uploads: list[tuple[str, bytes]], max_pixels: int) -> tuple[np.ndarray, list[int], list[dict]]:
+def decode_many(
+    uploads: list[tuple[str, bytes]], max_pixels: int
+) -> tuple[np.ndarray, list[int], list[dict]]:
     """Many uploads -> (model inputs [M, 1, 56, 56], indexes of the M good ones, errors of the rest)."""
     grays, ok, errors = [], [], []
     for i, (name, data) in enumerate(uploads):
@@ -62,7 +64,9 @@ def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     head = data[:64].lstrip()
     # Only a real scheme counts: a CSV whose header starts "filename," is just not an image.
     if re.match(rb"(?i)(https?|ftp|file)://", head) or head[:2] == b"//":
-        raise BadImage(f"{name}: looks like a URL, not image bytes; upload the file itself (URLs are never fetched)")
+        raise BadImage(
+            f"{name}: looks like a URL, not image bytes; upload the file itself (URLs are never fetched)"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -75,7 +79,9 @@ def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage(f"{name}: refused as a decompression bomb (declares more pixels than allowed)") from None
+        raise BadImage(
+            f"{name}: refused as a decompression bomb (declares more pixels than allowed)"
+        ) from None
     except UnidentifiedImageError:
         kind = _signature(data)
         if kind:  # the file starts like an image Pillow reads, so it was cut off or damaged
@@ -87,8 +93,14 @@ def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     return gray
 
 
-SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
-              (b"GIF8", "GIF"), (b"BM", "BMP"))
+SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+)
 
 
 def _signature(data: bytes) -> str | None:
@@ -99,4 +111,6 @@ def _signature(data: bytes) -> str | None:
 
 def _looks_base64(data: bytes) -> bool:
     sample = data[:256].strip()
-    return len(sample) >= 16 and all(c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n" for c in sample)
+    return len(sample) >= 16 and all(
+        c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n" for c in sample
+    )

@@ -1,0 +1,84 @@
+"""The import graph, read from the source with ast: the shared core is imported by every step
+and imports none of them, the steps import one way, and what the Bento ships (serving and the
+core) needs neither Lightning nor scikit-learn."""
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("glyphgate.core", "glyphgate.scan", "glyphgate.cli", "training", "calibration", "serving")
+
+
+def part_of(module: str) -> str | None:
+    return next((p for p in PARTS if module == p or module.startswith(p + ".")), None)
+
+
+def import_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """{part: parts it imports}, {part: top-level third-party modules it imports}."""
+    edges, external = defaultdict(set), defaultdict(set)
+    for path in ROOT.glob("**/*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in (".venv", "tests", "bench", "data", "runs", "build"):
+            continue
+        module = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
+        here = part_of(module)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: resolve against this module's package
+                    base = (
+                        module.split(".")[: -node.level]
+                        if not path.name == "__init__.py"
+                        else module.split(".")
+                    )
+                    names = [".".join(base + ([node.module] if node.module else []))]
+                else:
+                    names = [node.module]
+            else:
+                continue
+            for name in names:
+                there = part_of(name)
+                if there and there != here:
+                    edges[here].add(there)
+                elif not there and name.split(".")[0] not in (
+                    "glyphgate",
+                    "training",
+                    "calibration",
+                    "serving",
+                ):
+                    external[here].add(name.split(".")[0])
+    return edges, external
+
+
+def test_the_core_is_shared_and_imports_nothing_of_the_steps():
+    edges, _ = import_graph()
+    assert edges["glyphgate.core"] == set()
+    for step in ("training", "calibration", "serving", "glyphgate.scan"):
+        assert "glyphgate.core" in edges[step], step
+
+
+def test_the_steps_import_one_way():
+    edges, _ = import_graph()
+    assert edges["training"] <= {"glyphgate.core"}
+    assert edges["calibration"] <= {"glyphgate.core", "training"}
+    assert edges["serving"] <= {"glyphgate.core"}
+    assert edges["glyphgate.scan"] <= {"glyphgate.core"}
+    importers_of_cli = [p for p, to in edges.items() if p and "glyphgate.cli" in to]  # None: __main__
+    assert importers_of_cli == []
+
+
+def test_what_the_bento_ships_needs_no_lightning_or_scikit_learn():
+    _, external = import_graph()
+    for part in ("glyphgate.core", "serving"):
+        assert not external[part] & {
+            "pytorch_lightning",
+            "lightning",
+            "sklearn",
+            "torchvision",
+            "matplotlib",
+        }, (
+            part,
+            sorted(external[part]),
+        )
