@@ -1,4 +1,4 @@
-"""Seconds per training iteration, jem vs classifier, same batch size, measured in one run.
+"""Seconds per training iteration, jem vs icd vs classifier, same batch size, measured in one run.
 
 python bench/train_step.py [--batch-size 64] [--iters 30] [--width 32] [--sgld-steps 10]
 """
@@ -45,10 +45,14 @@ def main():
         f"width {args.width}, sgld_steps {args.sgld_steps}"
     )
     jem = seconds_per_iteration("jem", args)
+    icd = seconds_per_iteration("icd", args)
     clf = seconds_per_iteration("classifier", args)
     print(f"jem        {jem * 1000:8.1f} ms/iteration")
+    print(f"icd        {icd * 1000:8.1f} ms/iteration")
     print(f"classifier {clf * 1000:8.1f} ms/iteration")
-    print(f"ratio jem/classifier {jem / clf:.1f}x  (SGLD steps + 1 = {args.sgld_steps + 1})")
+    print(
+        f"ratio jem/classifier {jem / clf:.1f}x  (SGLD steps + 1 = {args.sgld_steps + 1}); icd/jem {icd / jem:.2f}x"
+    )
 
 
 if __name__ == "__main__":

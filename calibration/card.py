@@ -70,7 +70,7 @@ def write_card(
     sets = cal["metrics"]["sets"]
     exposure = (
         set(cfg.get("exposure_kinds") or ())
-        if cfg.get("oe_weight", 0) > 0 and cfg.get("mode") == "jem"
+        if cfg.get("oe_weight", 0) > 0 and cfg.get("mode") in ("jem", "icd")
         else set()
     )
     manifest = read_json(Path(data) / "classes.json") if (Path(data) / "classes.json").is_file() else {}

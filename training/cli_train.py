@@ -17,7 +17,10 @@ def add_train_arguments(p):
         "--out", required=True, help="run folder: config.json, checkpoints/, samples/, metrics.json"
     )
     p.add_argument(
-        "--mode", choices=MODES, default=None, help="jem (default), ebm, or classifier (the baseline)"
+        "--mode",
+        choices=MODES,
+        default=None,
+        help="jem (default), icd (jem + improved contrastive divergence), ebm, or classifier (the baseline)",
     )
     p.add_argument(
         "--real",
@@ -57,8 +60,10 @@ def train(args) -> int:
 
 
 def add_generate_arguments(p):
-    p.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) of a jem or ebm run")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument(
+        "--ckpt", required=True, help="checkpoint (.ckpt) of a jem, icd or ebm run, or an artifacts folder"
+    )
+    p.add_argument("--out", required=True, help="PNG file to write (with --evaluate: the JSON file)")
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     p.add_argument("--steps", type=int, default=256, help="SGLD steps (default 256)")
     p.add_argument(
@@ -68,9 +73,57 @@ def add_generate_arguments(p):
     p.add_argument(
         "--chain", action="store_true", help="also write PNG_chain.png: one chain at evenly spaced steps"
     )
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="measure generation quality instead: conditional accuracy, KID and diversity at 32/256/512 "
+        "steps, in the features of --baseline, against the real test glyphs of --data",
+    )
+    p.add_argument(
+        "--baseline", default=None, help="with --evaluate: the classifier baseline's artifacts folder"
+    )
+    p.add_argument(
+        "--data", default=None, help="with --evaluate: the data folder whose test split is the reference"
+    )
+    p.add_argument(
+        "--per-class", type=int, default=10, help="with --evaluate: fresh chains per class (default 10)"
+    )
+
+
+def evaluate_generation(args) -> int:
+    import torch
+
+    from glyphgate.core.artifacts import load_torch_model
+    from glyphgate.core.grid import save_grid
+
+    from .data import load_glyph_data
+    from .gen_quality import evaluate_generation as run
+    from .gen_quality import load_sampling_model
+
+    if not (args.baseline and args.data):
+        raise ConfigError(
+            "--evaluate needs --baseline (classifier artifacts) and --data (the reference test split)"
+        )
+    model = load_sampling_model(args.ckpt)
+    baseline = load_torch_model(args.baseline)
+    data = load_glyph_data(args.data, classes=list(model.classes))
+    real_x, real_y = data.splits["test"]
+    report, samples = run(model, baseline, real_x, real_y, per_class=args.per_class, seed=args.seed)
+    report.update(model=str(args.ckpt), baseline=str(args.baseline), data=str(args.data))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    shown = min(8, args.per_class)
+    for k, x in samples.items():  # the first samples of every class, one class per row
+        idx = torch.arange(len(x)).view(-1, args.per_class)[:, :shown].flatten()
+        save_grid(x[idx], out.with_name(f"{out.stem}_steps{k}.png"), nrow=shown)
+    print(f"wrote {out} and its sample grids")
+    return 0
 
 
 def generate(args) -> int:
+    if args.evaluate:
+        return evaluate_generation(args)
     from glyphgate.core.generate import synthesize
     from glyphgate.core.grid import save_grid
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from glyphgate.core.errors import ConfigError, DataError
 
-MODES = ("jem", "ebm", "classifier")
+MODES = ("jem", "icd", "ebm", "classifier")
+JOINT = ("jem", "icd")  # modes that learn p(x) and p(y|x) together
 
 
 @dataclasses.dataclass
@@ -60,6 +61,19 @@ class TrainConfig:
     # fine-tuning: start from an exported model.pt (its weights, its 42-way head, its informative
     # init for the classes the new data lacks); `glyphgate train --init`
     init_from: str | None = None
+    # icd mode: improved contrastive divergence (Du et al. 2021) on top of jem. The KL term
+    # L_KL = E_theta-frozen(x~) - entropy_weight * H_nn(x~), where x~ are `icd_kl_batch` of the
+    # sampler's outputs taken `icd_kl_steps` more SGLD steps with the graph kept, so its gradient
+    # reaches theta through the sampler only; H_nn is the nearest-neighbour entropy estimate in
+    # pixel space over that batch. Augmentation transitions (glyphgate/core/transitions.py):
+    # buffer chains start from a transformed state; generation jumps every
+    # `icd_transition_every` steps.
+    icd_kl_weight: float = 1.0
+    icd_kl_steps: int = 1
+    icd_kl_batch: int = 16
+    icd_entropy_weight: float = 0.1
+    icd_transitions: bool = True
+    icd_transition_every: int = 32
     # validation
     ood_val_set: str = "ood_tb"
     divergence_limit: float = 1e4  # |energy| beyond this stops the run

@@ -209,7 +209,7 @@ class GlyphDataModule(pl.LightningDataModule):
             real_dir=cfg.real_dir,
             classes=classes,
             real_share=cfg.real_share,
-            exposure_kinds=kinds if cfg.oe_weight > 0 and cfg.mode == "jem" else (),
+            exposure_kinds=kinds if cfg.oe_weight > 0 and cfg.mode in ("jem", "icd") else (),
             exposure_share=cfg.exposure_share,
             ood_val_set=cfg.ood_val_set,
         )

@@ -53,6 +53,8 @@ class JEMModule(pl.LightningModule):
             reinit=c.reinit_freq,
             reinit_noise=c.reinit_noise,
         )
+        if c.mode == "icd":
+            kw.update(transition_start=c.icd_transitions, transition_every=c.icd_transition_every)
         kw.update(overrides)
         init = self.init if c.init == "informative" else None
         return SGLDSampler(self.net, self.hparams.num_classes, buffer=self.buffer, init=init, **kw)
@@ -79,11 +81,35 @@ class JEMModule(pl.LightningModule):
         cdiv = f_fake.mean() - f_real.mean()  # = E_real - E_fake
         reg = self.cfg.l2_alpha * (f_real.pow(2).mean() + f_fake.pow(2).mean())
         self._guard(f_real, f_fake)
+        logs = {}
+        if self.cfg.mode == "icd":
+            kl, logs = self.kl_step(fake)
+            reg = reg + self.cfg.icd_kl_weight * kl
         return cdiv + reg, {
+            **logs,
             "energy_real": -f_real.mean().detach(),
             "energy_fake": -f_fake.mean().detach(),
             "cdiv": cdiv.detach(),
         }
+
+    def kl_step(self, fake: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Improved CD's KL term (Du et al. 2021): a few of the sampler's outputs taken
+        `icd_kl_steps` more SGLD steps with the graph kept, scored by the energy with theta
+        frozen (so the gradient reaches theta only through the samples: it teaches the sampler,
+        not the energy), minus a nearest-neighbour entropy estimate over that batch in pixel
+        space (so the samples do not collapse onto one mode)."""
+        c = self.cfg
+        x = fake[: c.icd_kl_batch].detach()
+        sampler = self.sampler()
+        for _ in range(c.icd_kl_steps):
+            x = sampler.differentiable_step(x)
+        frozen = {k: v.detach() for k, v in self.net.named_parameters()}
+        energy = -torch.func.functional_call(self.net, frozen, (x,))
+        flat = x.flatten(1)
+        dist = torch.cdist(flat, flat.detach()) + torch.eye(len(x), device=x.device) * 1e6
+        entropy = torch.log(dist.min(1).values + 1e-6).mean()
+        kl = energy.mean() - c.icd_entropy_weight * entropy
+        return kl, {"kl": kl.detach(), "kl_energy": energy.mean().detach(), "kl_entropy": entropy.detach()}
 
     def pyx_step(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
         loss = F.cross_entropy(logits, y)
@@ -101,17 +127,17 @@ class JEMModule(pl.LightningModule):
         x_id, y_id = x[~negative], y[~negative]
         loss = x.new_zeros(())
         logs = {}
-        if self.cfg.mode in ("jem", "classifier"):
+        if self.cfg.mode in ("jem", "icd", "classifier"):
             logits = self.net.get_logits(x)
             ce, extra = self.pyx_step(logits[~negative], y_id)
             loss = loss + ce
             logs.update(ce=ce.detach(), **extra)
-            if negative.any() and self.cfg.mode == "jem":
+            if negative.any() and self.cfg.mode in ("jem", "icd"):
                 energy = -torch.logsumexp(logits, 1)
                 oe, extra = self.oe_step(energy[~negative], energy[negative])
                 loss = loss + self.cfg.oe_weight * oe
                 logs.update(oe=oe.detach(), **extra)
-        if self.cfg.mode in ("jem", "ebm"):
+        if self.cfg.mode in ("jem", "icd", "ebm"):
             px, extra = self.px_step(x_id)
             loss = loss + self.cfg.px_weight * px
             logs.update(px=px.detach(), **extra)

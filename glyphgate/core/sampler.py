@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .preprocess import SHAPE
+from .transitions import transition
 
 
 class InformativeInit(nn.Module):
@@ -125,6 +126,8 @@ class SGLDSampler:
         grad_clamp: float | None = 0.03,
         reinit: float = 0.05,
         reinit_noise: float = 0.0,
+        transition_start: bool = False,
+        transition_every: int = 0,
     ):
         self.model, self.num_classes, self.buffer, self.init = model, num_classes, buffer, init
         self.steps, self.step_size, self.noise, self.grad_clamp, self.reinit = (
@@ -135,6 +138,9 @@ class SGLDSampler:
             reinit,
         )
         self.reinit_noise = reinit_noise  # share of buffer restarts drawn from smooth_noise
+        # Augmentation transitions (icd): buffer chains start from a transformed state, and a
+        # long run jumps every `transition_every` steps (never in its last stretch of steps).
+        self.transition_start, self.transition_every = transition_start, transition_every
 
     def fresh(self, n: int, y: torch.Tensor | None, device, generator=None) -> torch.Tensor:
         """Start points: informative per-class Gaussians when fitted, else uniform noise."""
@@ -155,9 +161,12 @@ class SGLDSampler:
         """The SGLD loop itself; returns the final samples and, if asked, every state."""
         steps = self.steps if steps is None else steps
         chain = [x.detach().clone()] if keep_chain else []
+        every = self.transition_every
         with frozen(self.model), torch.enable_grad():
             x = x.detach().clone()
-            for _ in range(steps):
+            for k in range(steps):
+                if every and k and k % every == 0 and k <= steps - every:
+                    x = transition(x, generator)
                 x.requires_grad_(True)
                 f = self.model(x, y)
                 (grad,) = torch.autograd.grad(f.sum(), x)
@@ -168,6 +177,16 @@ class SGLDSampler:
                 if keep_chain:
                     chain.append(x.detach().clone())
         return x.detach(), chain
+
+    def differentiable_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """One SGLD step with the graph kept: the result depends on the model's parameters through
+        the gradient (for improved CD's KL term, which trains the sampler through its last steps)."""
+        x = x if x.requires_grad else x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.model(x, y).sum(), x, create_graph=True)
+        if self.grad_clamp is not None:
+            grad = grad.clamp(-self.grad_clamp, self.grad_clamp)
+        noise = torch.randn_like(x) * self.noise
+        return (x + self.step_size * grad + noise).clamp(-1.0, 1.0)
 
     def sample(
         self,
@@ -187,6 +206,8 @@ class SGLDSampler:
             x, chain = self.run(x0, y, steps, keep_chain, generator)
             return x, chain, torch.ones(n, dtype=torch.bool, device=device)
         x0, idx = self.buffer.draw(n, generator)
+        if self.transition_start:
+            x0 = transition(x0, generator)
         restart = torch.rand(n, device=device, generator=generator) < self.reinit
         if restart.any():
             x0[restart] = self.fresh(int(restart.sum()), None if y is None else y[restart], device, generator)
