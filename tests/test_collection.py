@@ -16,6 +16,10 @@ from glyphgate.scan.folder import benjamini_hochberg
 pytestmark = pytest.mark.slow
 
 
+def _calibrate(art, data, *options):
+    return main(["calibrate", "--artifacts", str(art), "--data", str(data), *options])
+
+
 def _write(folder, images, start=0):
     folder.mkdir(parents=True, exist_ok=True)
     for i, a in enumerate(images):
@@ -47,7 +51,7 @@ def art(tiny_calibrated, tmp_path):
 
 def test_a_class_subset_calibrates_and_lists_unknown_classes(art, collection, tiny_calibrated, capsys):
     synthetic = load_calibration(tiny_calibrated)
-    assert main(["calibrate", "--artifacts", str(art), "--data", str(collection)]) == 0
+    assert _calibrate(art, collection) == 0
     cal = load_calibration(art)  # schema and model hash still hold
     c = cal["collection"]
     assert c["name"] == "archive" and c["labelled"] and c["unknown_classes"] == {"ß": 5}
@@ -64,21 +68,7 @@ def test_a_class_subset_calibrates_and_lists_unknown_classes(art, collection, ti
 
 
 def test_unknown_classes_as_ood_and_extra_reject_folders(art, collection):
-    assert (
-        main(
-            [
-                "calibrate",
-                "--artifacts",
-                str(art),
-                "--data",
-                str(collection),
-                "--unknown-as-ood",
-                "--ood",
-                str(collection.parent / "rejects"),
-            ]
-        )
-        == 0
-    )
+    assert _calibrate(art, collection, "--unknown-as-ood", "--ood", str(collection.parent / "rejects")) == 0
     sets = load_calibration(art)["metrics"]["sets"]
     assert set(sets) == {"blots", "unknown_classes", "rejects"} and sets["unknown_classes"]["n"] == 5
     assert all(0 <= m["scores"]["energy"]["auroc"] <= 1 for m in sets.values())
@@ -91,10 +81,7 @@ def test_unlabelled_glyphs_give_a_threshold_only(art, collection, tmp_path):
     ):
         flat.mkdir(exist_ok=True)
         shutil.copy(f, flat / f"{i}.png")
-    assert (
-        main(["calibrate", "--artifacts", str(art), "--data", str(flat), "--unlabelled", "--name", "box 7"])
-        == 0
-    )
+    assert _calibrate(art, flat, "--unlabelled", "--name", "box 7") == 0
     cal = load_calibration(art)
     assert (
         cal["id"]["accuracy"] is None
@@ -106,20 +93,7 @@ def test_unlabelled_glyphs_give_a_threshold_only(art, collection, tmp_path):
 
 def test_target_fpr_bounds_the_share_of_rejects_accepted(art, collection):
     assert (
-        main(
-            [
-                "calibrate",
-                "--artifacts",
-                str(art),
-                "--data",
-                str(collection),
-                "--target-fpr",
-                "0.25",
-                "--ood",
-                str(collection.parent / "rejects"),
-            ]
-        )
-        == 0
+        _calibrate(art, collection, "--target-fpr", "0.25", "--ood", str(collection.parent / "rejects")) == 0
     )
     cal = load_calibration(art)
     accepted = cal["metrics"]["kinds"]["unknown"]["fpr_at_threshold"]
@@ -130,23 +104,9 @@ def test_target_fpr_bounds_the_share_of_rejects_accepted(art, collection):
 def test_collection_errors_are_one_line(art, tmp_path, capsys):
     (tmp_path / "nothing" / "zz").mkdir(parents=True)
     Image.new("L", (8, 8), 255).save(tmp_path / "nothing" / "zz" / "a.png")
-    assert main(["calibrate", "--artifacts", str(art), "--data", str(tmp_path / "nothing")]) == 2
+    assert _calibrate(art, tmp_path / "nothing") == 2
     assert "none of its class folders names a class" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "calibrate",
-                "--artifacts",
-                str(art),
-                "--data",
-                str(tmp_path / "nothing"),
-                "--unlabelled",
-                "--target-fpr",
-                "0.1",
-            ]
-        )
-        == 2
-    )
+    assert _calibrate(art, tmp_path / "nothing", "--unlabelled", "--target-fpr", "0.1") == 2
     assert "--target-fpr needs rejects" in capsys.readouterr().err
 
 
@@ -245,23 +205,15 @@ def test_fine_tune_from_an_exported_model_on_a_class_subset(tiny_artifacts, coll
             }
         )
     )
-    run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--init",
-                str(tiny_artifacts / "model.pt"),
-                "--data",
-                str(collection),
-                "--out",
-                str(run),
-                "--config",
-                str(cfg),
-            ]
+
+    def fine_tune(out):
+        init = str(tiny_artifacts / "model.pt")
+        return main(
+            ["train", "--init", init, "--data", str(collection), "--out", str(out), "--config", str(cfg)]
         )
-        == 0
-    )
+
+    run = tmp_path / "run"
+    assert fine_tune(run) == 0
     saved = json.loads((run / "config.json").read_text(encoding="utf-8"))
     assert saved["init_from"] == str(tiny_artifacts / "model.pt")
     start = load_torch_model(tiny_artifacts)
@@ -274,20 +226,5 @@ def test_fine_tune_from_an_exported_model_on_a_class_subset(tiny_artifacts, coll
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert 0 <= metrics["last"]["test_acc"] <= 1 and "blots" in metrics["last"]["energy_auroc"]
     cfg.write_text(json.dumps({"width": 32, "max_epochs": 1}))
-    assert (
-        main(
-            [
-                "train",
-                "--init",
-                str(tiny_artifacts / "model.pt"),
-                "--data",
-                str(collection),
-                "--out",
-                str(tmp_path / "bad"),
-                "--config",
-                str(cfg),
-            ]
-        )
-        == 2
-    )
+    assert fine_tune(tmp_path / "bad") == 2
     assert "of width 16" in capsys.readouterr().err

@@ -55,6 +55,12 @@ def scan(args) -> int:
         raise ConfigError(f"--batch {args.batch}: expected 1..4096")
     if args.fdr is not None and not 0 < args.fdr < 1:
         raise ConfigError(f"--fdr {args.fdr}: expected a value strictly between 0 and 1")
+    # Pages and folders are scored the same way: locally or through a server.
+    scorer = dict(
+        artifacts=args.artifacts or default_artifacts(),
+        url=args.url,
+        token=os.environ.get("GLYPHGATE_API_TOKEN"),
+    )
     if args.page:
         if args.fdr is not None:
             raise ConfigError("--fdr applies to folders of scans, not yet to --page")
@@ -63,9 +69,7 @@ def scan(args) -> int:
         summary = scan_pages(
             args.path,
             args.out,
-            artifacts=args.artifacts or default_artifacts(),
-            url=args.url,
-            token=os.environ.get("GLYPHGATE_API_TOKEN"),
+            **scorer,
             image=args.image,
             crop=args.crop,
         )
@@ -77,9 +81,7 @@ def scan(args) -> int:
     summary = run(
         args.path,
         args.out,
-        artifacts=args.artifacts or default_artifacts(),
-        url=args.url,
-        token=os.environ.get("GLYPHGATE_API_TOKEN"),
+        **scorer,
         batch=args.batch,
         progress=not args.no_progress,
         fdr=args.fdr,
