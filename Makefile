@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_DO_NOT_TRACK := True
 export BENTOML_HOME := $(CURDIR)/bentoml_home
 
-.PHONY: install browser lint format test test-fast serve bento data examples real-data real-eval model clean
+.PHONY: install browser lint format test test-fast serve bento data examples real-data real-eval model compare clean
 
 install: $(STAMP)
 
@@ -82,18 +82,38 @@ ifneq ($(KANT),)
 endif
 
 # The shipped default model, made only by the project's own commands (about 40 minutes on
-# 2 CPU cores): corpus + real glyphs -> JEM -> classifier baseline (same data and epochs) ->
-# export -> calibrate -> real-page figures -> card.
+# 2 CPU cores): corpus + real glyphs -> JEM (MODE: jem, or icd = JEM trained with improved
+# contrastive divergence) -> classifier baseline (same data and epochs) -> export -> calibrate
+# -> real-page figures -> generation figures -> card.
+MODE ?= jem
+OTHER ?= $(if $(filter icd,$(MODE)),jem,icd)
+BASELINE := $(RUNS)/default-classifier/artifacts
+OTHER_ART := $(RUNS)/default-$(OTHER)/artifacts
+COMPARE_FLAG = $(if $(wildcard $(OTHER_ART)/generation.json),--compare $(OTHER_ART) $(RUNS)/default-$(OTHER))
+CARD = $(GG) card --artifacts $(ARTIFACTS) --run $(RUNS)/default-$(MODE) --data $(DATA) \
+	  --baseline-run $(RUNS)/default-classifier $(COMPARE_FLAG)
+
 model: install
 	$(GG) data synth --out $(DATA)
 	$(MAKE) real-data
-	$(GG) train --data $(DATA) $(REAL_FLAG) --out $(RUNS)/default-jem
+	$(GG) train --data $(DATA) $(REAL_FLAG) --out $(RUNS)/default-$(MODE) --mode $(MODE)
 	$(GG) train --data $(DATA) $(REAL_FLAG) --out $(RUNS)/default-classifier --mode classifier
-	$(GG) export --ckpt $(RUNS)/default-jem/checkpoints/last.ckpt --out $(ARTIFACTS)
-	$(GG) export --ckpt $(RUNS)/default-classifier/checkpoints/last.ckpt --out $(RUNS)/default-classifier/artifacts
-	$(GG) calibrate --artifacts $(ARTIFACTS) --data $(DATA) --baseline $(RUNS)/default-classifier/artifacts
+	$(GG) export --ckpt $(RUNS)/default-$(MODE)/checkpoints/last.ckpt --out $(ARTIFACTS)
+	$(GG) export --ckpt $(RUNS)/default-classifier/checkpoints/last.ckpt --out $(BASELINE)
+	$(GG) calibrate --artifacts $(ARTIFACTS) --data $(DATA) --baseline $(BASELINE)
 	$(MAKE) real-eval
-	$(GG) card --artifacts $(ARTIFACTS) --run $(RUNS)/default-jem --data $(DATA) --baseline-run $(RUNS)/default-classifier
+	$(GG) generate --evaluate --ckpt $(ARTIFACTS) --baseline $(BASELINE) --data $(DATA) --out $(ARTIFACTS)/generation.json
+	$(CARD)
+
+# The other mode at the same budget, measured the same way, for the card's side-by-side table
+# (after `make model`; about 40 minutes more).
+compare: install
+	$(GG) train --data $(DATA) $(REAL_FLAG) --out $(RUNS)/default-$(OTHER) --mode $(OTHER)
+	$(GG) export --ckpt $(RUNS)/default-$(OTHER)/checkpoints/last.ckpt --out $(OTHER_ART)
+	$(GG) calibrate --artifacts $(OTHER_ART) --data $(DATA) --baseline $(BASELINE)
+	$(MAKE) real-eval ARTIFACTS=$(OTHER_ART)
+	$(GG) generate --evaluate --ckpt $(OTHER_ART) --baseline $(BASELINE) --data $(DATA) --out $(OTHER_ART)/generation.json
+	$(CARD)
 
 # Serves artifacts/default (shipped in the repo) on http://127.0.0.1:3000; no training needed.
 # GLYPHGATE_ARTIFACTS, GLYPHGATE_PORT, GLYPHGATE_HOST, GLYPHGATE_API_TOKEN change it.

@@ -97,12 +97,21 @@ def add_card_arguments(p):
     p.add_argument("--data", required=True, help="the data folder it was trained and calibrated on")
     p.add_argument("--baseline-run", default=None, help="run folder of the classifier baseline, if any")
     p.add_argument("--command", default="make model", help="the command that made it, for the card")
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("ARTIFACTS", "RUN"),
+        default=None,
+        help="a calibrated model of another training mode and its run folder: adds the side-by-side table",
+    )
 
 
 def card(args) -> int:
     from .card import write_card
 
-    print(f"wrote {write_card(args.artifacts, args.run, args.data, args.baseline_run, args.command)}")
+    print(
+        f"wrote {write_card(args.artifacts, args.run, args.data, args.baseline_run, args.command, args.compare)}"
+    )
     return 0
 
 

@@ -40,15 +40,14 @@ TINY = dict(
 )
 
 
-def _train(corpus, out, **overrides):
+def _train(corpus, out, mode=None, **overrides):
+    """`glyphgate train` with TINY + overrides as its config file (`mode` as its --mode flag)."""
     from glyphgate.cli import main
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "cfg.json").write_text(json.dumps({**TINY, **overrides}))
-    assert (
-        main(["train", "--data", str(corpus), "--out", str(out / "run"), "--config", str(out / "cfg.json")])
-        == 0
-    )
+    args = ["train", "--data", str(corpus), "--out", str(out / "run"), "--config", str(out / "cfg.json")]
+    assert main([*args, *(["--mode", mode] if mode else [])]) == 0
     return out / "run"
 
 
@@ -56,6 +55,14 @@ def _train(corpus, out, **overrides):
 def tiny_run(train_corpus, tmp_path_factory):
     """A tiny JEM trained on train_corpus (14 short epochs)."""
     return _train(train_corpus, tmp_path_factory.mktemp("jem"), max_epochs=14, lr=3e-3)
+
+
+@pytest.fixture(scope="session")
+def tiny_icd_run(train_corpus, tmp_path_factory):
+    """A tiny JEM trained with improved contrastive divergence, same budget as tiny_run."""
+    return _train(
+        train_corpus, tmp_path_factory.mktemp("icd"), mode="icd", max_epochs=14, lr=3e-3, icd_kl_batch=8
+    )
 
 
 @pytest.fixture(scope="session")

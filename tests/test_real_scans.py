@@ -101,3 +101,59 @@ def test_robustness_panel_rows_in_calibration_json(tiny_calibrated):
     for row in panel.values():
         assert 0 <= row["accuracy"] <= 1 and 0 <= row["flagged"] <= 1
         assert row["d_flagged"] == pytest.approx(row["flagged"] - panel["clean"]["flagged"])
+
+
+def test_card_puts_two_modes_side_by_side_and_names_the_default(
+    evaluated, tiny_run, tiny_icd_run, train_corpus, tmp_path
+):
+    other = tmp_path / "icd"
+    assert (
+        main(["export", "--ckpt", str(tiny_icd_run / "checkpoints" / "last.ckpt"), "--out", str(other)]) == 0
+    )
+    assert main(["calibrate", "--artifacts", str(other), "--data", str(train_corpus), "--no-rbm"]) == 0
+    card_args = ["card", "--artifacts", str(evaluated), "--run", str(tiny_run), "--data", str(train_corpus)]
+    assert main([*card_args, "--compare", str(other), str(tiny_icd_run)]) == 0
+    card = (evaluated / "MODEL_CARD.md").read_text(encoding="utf-8")
+    section = card[card.index("## Training modes compared") :]
+    assert "| | `jem` | `icd` |" in section and "| rendered: accuracy |" in section
+    # icd has no generation figures here, so the rule cannot pick it
+    assert "generation not measured" in section and "so the default is **`jem`**." in section
+    assert main([*card_args, "--compare", str(tmp_path / "missing"), str(tiny_icd_run)]) == 2
+
+
+def _column(**changes):
+    column = {
+        "mode": "jem",
+        "accuracy": 0.95,
+        "far_min": 0.99,
+        "near_mean": 0.80,
+        "near_min": 0.70,
+        "real_ood_mean": 0.98,
+        "panel_worst_accuracy": -0.03,
+        "panel_worst_flagged": 0.05,
+        "generation": {"256": {"kid": 0.05}},
+    }
+    return {**column, **changes}
+
+
+@pytest.mark.parametrize(
+    "changes, ships",
+    [
+        ({}, True),
+        ({"accuracy": 0.944}, False),  # 0.6 point of accuracy lost
+        ({"accuracy": 0.946}, True),  # 0.4 point: allowed
+        ({"real_ood_mean": 0.97}, False),
+        ({"panel_worst_flagged": 0.06}, False),
+        ({"near_min": 0.69}, False),
+        ({"far_min": 0.98}, False),
+        ({"generation": {"256": {"kid": 0.06}}}, False),
+        ({"generation": {}}, False),
+    ],
+)
+def test_the_challenger_ships_only_when_better_on_every_count(changes, ships):
+    from calibration.modes import decide
+
+    better = {"near_mean": 0.85, "near_min": 0.75, "generation": {"256": {"kid": 0.04}}, "mode": "icd"}
+    challenger = _column(**{**better, **changes})
+    ship, why = decide(_column(), challenger)
+    assert ship is ships and why.startswith("`icd` against `jem`")

@@ -158,7 +158,7 @@ def test_last_checkpoint_is_the_newest_epoch(tiny_run):
 
 
 @pytest.mark.slow
-def test_icd_mode_trains_and_logs_its_loss_terms(train_corpus, tmp_path):
+def test_icd_mode_trains_and_logs_its_loss_terms(tiny_icd_run, tmp_path):
     """glyphgate train --mode icd: JEM plus improved CD's KL term (energy of a few samples taken
     one more SGLD step with the graph kept, minus their nearest-neighbour entropy) and
     augmentation transitions; it still classifies, and its export keeps the transitions."""
@@ -166,13 +166,7 @@ def test_icd_mode_trains_and_logs_its_loss_terms(train_corpus, tmp_path):
 
     from glyphgate.core.artifacts import load_torch_model
 
-    cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({**TINY, "max_epochs": 14, "lr": 3e-3, "icd_kl_batch": 8}))
-    run = tmp_path / "run"
-    assert (
-        main(["train", "--mode", "icd", "--data", str(train_corpus), "--out", str(run), "--config", str(cfg)])
-        == 0
-    )
+    run = tiny_icd_run
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["mode"] == "icd" and metrics["test_acc"] > 0.15  # chance is 0.024
     rows = list(csv.DictReader(open(next((run / "logs").rglob("metrics.csv")))))

@@ -113,7 +113,7 @@ def evaluate_generation(args) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    shown = min(8, args.per_class)
+    shown = min(4, args.per_class)  # four per class keep a grid of 42 classes under half a megabyte
     for k, x in samples.items():  # the first samples of every class, one class per row
         idx = torch.arange(len(x)).view(-1, args.per_class)[:, :shown].flatten()
         save_grid(x[idx], out.with_name(f"{out.stem}_steps{k}.png"), nrow=shown)
