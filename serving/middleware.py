@@ -27,6 +27,8 @@ UPLOADS = {
 }
 # endpoint -> the file fields it needs, one file each
 PAIRS = {"/scan_page": ("image", "page")}
+# every endpoint the bearer token guards: all that take data or spend compute
+GUARDED = (*UPLOADS, *PAIRS, "/generate", "/generate_chain")
 # endpoints that take an optional text field `alpha`: flag when p_value < alpha for that request
 ALPHA_PATHS = {"/classify", "/score", "/classify_batch", "/score_batch"}
 
@@ -76,7 +78,7 @@ class GateMiddleware:
             await send(body)
 
         token = self.settings.api_token
-        if token and path.startswith(tuple(UPLOADS) + ("/generate", "/generate_chain")):
+        if token and path.startswith(GUARDED):
             auth = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, given = auth.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):

@@ -439,6 +439,8 @@ def test_bearer_token_guards_the_apis_but_not_health(tiny_calibrated, glyphs, tm
         assert r.status_code == 401 and "bearer token" in r.json()["error"]
         r = c.post("/generate", json={"n": 1, "steps": 1}, headers={"Authorization": "Bearer wrong"})
         assert r.status_code == 401
+        page = {"image": ("p.png", png, "image/png"), "page": ("p.xml", b"<x/>", "application/xml")}
+        assert c.post("/scan_page", files=page).status_code == 401
         r = c.post(
             "/score", files={"image": ("g.png", png, "image/png")}, headers={"Authorization": "Bearer s3cret"}
         )
