@@ -18,6 +18,7 @@ from .modes import (
     decide,
     evaluation_sets,
     exposure_kinds,
+    fmt,
     mode_column,
 )
 from .real import REAL_SCANS_JSON
@@ -51,10 +52,6 @@ REAL_TARGETS = {
 PANEL_LIMIT = 0.03  # no perturbation may move accuracy down or the flag rate up by more than 3 points
 
 
-def _fmt(v, digits=4):
-    return "n/a" if v is None else f"{v:.{digits}f}"
-
-
 def write_card(
     artifacts: str | Path,
     run: str | Path,
@@ -80,7 +77,7 @@ def write_card(
     exposure = exposure_kinds(cfg)
     far, near_eval = evaluation_sets(cal, cfg, data)
     generation = read_json(artifacts / GENERATION_JSON) if (artifacts / GENERATION_JSON).is_file() else None
-    columns = [mode_column(artifacts, run, data)] + ([mode_column(*compare, data)] if compare else [])
+    columns = [mode_column(artifacts, run, data), mode_column(*compare, data)] if compare else []
     acc = cal["id"]["accuracy"]
     cmp = cal["comparison"]
     clf = next((v for k, v in cmp.items() if k.startswith("classifier · neg_max_softmax")), None)
@@ -238,7 +235,7 @@ def write_card(
         "| quantity | measured | target | |",
         "|---|---|---|---|",
         *[
-            f"| {name} | {_fmt(v)} | {'>' if 'classifier' in name else '≥'} {t:.4f} | {'met' if ok else '**missed** by ' + _fmt(t - v)} |"
+            f"| {name} | {fmt(v)} | {'>' if 'classifier' in name else '≥'} {t:.4f} | {'met' if ok else '**missed** by ' + fmt(t - v)} |"
             for name, v, t, ok in checks
         ],
         "",
@@ -365,7 +362,7 @@ def _generation_section(gen: dict | None) -> list[str]:
         "| SGLD steps | conditional accuracy | KID | within-class diversity | seconds |",
         "|---|---|---|---|---|",
         *[
-            f"| {k} | {_fmt(f['conditional_accuracy'], 3)} | {f['kid']:.3f} | {f['diversity']:.2f} | {f['seconds']} |"
+            f"| {k} | {fmt(f['conditional_accuracy'], 3)} | {f['kid']:.3f} | {f['diversity']:.2f} | {f['seconds']} |"
             for k, f in gen["steps"].items()
         ],
         f"| real test glyphs ({ref['n_real']}) | {ref['baseline_accuracy_on_real']:.3f} (baseline) | "

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from glyphgate.core.artifacts import load_calibration, read_json
+from training.config import uses_exposure
 
 from .real import REAL_SCANS_JSON
 
@@ -21,7 +22,7 @@ REAL_OOD = ("words", "fragments")  # what a page segmenter emits besides glyphs
 
 def exposure_kinds(cfg: dict) -> set[str]:
     """The OOD kinds a run saw as negatives (outlier exposure): never evaluation sets."""
-    if cfg.get("oe_weight", 0) > 0 and cfg.get("mode") in ("jem", "icd"):
+    if uses_exposure(cfg.get("mode"), cfg.get("oe_weight", 0)):
         return set(cfg.get("exposure_kinds") or ())
     return set()
 
@@ -105,7 +106,7 @@ def decide(shipped: dict, challenger: dict) -> tuple[bool, str]:
     return ship, f"`{b['mode']}` against `{a['mode']}`: " + ", ".join(parts)
 
 
-def _f(v, digits=4):
+def fmt(v, digits=4):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
@@ -115,7 +116,7 @@ def comparison_lines(columns: list[dict]) -> list[str]:
     steps = sorted({k for c in columns for k in c["generation"]}, key=int)
 
     def row(label, get, digits=4):
-        return f"| {label} | " + " | ".join(_f(get(c), digits) for c in columns) + " |"
+        return f"| {label} | " + " | ".join(fmt(get(c), digits) for c in columns) + " |"
 
     def real(name, key):
         def get(c):

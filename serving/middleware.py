@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from .generation import check_params
 
-DOCS_PAGE = Path(__file__).with_name("docs.html")
+DOCS_PAGE = Path(__file__).with_name("docs.html").read_bytes()
 OPEN_PATHS = ("/readyz", "/livez", "/healthz", "/metrics")
 # endpoint -> (file field, at most how many files); None = no file upload on that endpoint
 UPLOADS = {
@@ -121,7 +121,7 @@ class GateMiddleware:
             if problem:
                 return await reply(400, problem)
         elif path in ("/generate", "/generate_chain"):
-            problem = check_params(body or b"{}", self.classes())
+            problem = check_params(body or b"{}", self.classes)
             if problem:
                 return await reply(400, problem)
 
@@ -138,7 +138,7 @@ class GateMiddleware:
 
     @staticmethod
     async def _docs_page(scope, send):
-        body = DOCS_PAGE.read_bytes()
+        body = DOCS_PAGE
         await send(
             {
                 "type": "http.response.start",

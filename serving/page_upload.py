@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import tempfile
+import io
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from glyphgate.core.decode import FORMATS, BadImage
 from glyphgate.core.errors import DataError
-from glyphgate.core.pages import PageCuts
+from glyphgate.core.pages import PageCuts, scored_glyphs, word_splits
 from glyphgate.core.pagexml import annotate, read_page
-from glyphgate.core.preprocess import prepare_many
+from glyphgate.core.scoring import VERDICT
 
 
 def scan_uploaded_page(
@@ -25,22 +24,31 @@ def scan_uploaded_page(
         with Image.open(image_path, formats=FORMATS) as im:
             if im.width * im.height > max_pixels:
                 raise BadImage(
-                    f"{image_name}: {im.width}x{im.height} pixels, more than the {max_pixels:,} allowed"
+                    f"{image_name}: {im.width}x{im.height} pixels, more than the {max_pixels:,} allowed",
+                    file=image_name,
                 )
     except BadImage:
         raise
     except Exception as e:
         raise BadImage(
-            f"{image_name}: not a page image in a supported format ({', '.join(FORMATS)}): {type(e).__name__}"
+            f"{image_name}: not a page image in a supported format ({', '.join(FORMATS)}): {type(e).__name__}",
+            file=image_name,
         ) from None
     try:
         page, warnings = read_page(xml_path)
         cuts = PageCuts(page, image_path, crop, warnings, keep_unmatched=True)
-        glyphs = [(wc, g) for wc in cuts.words() for g in wc.glyphs if g.crop is not None]
+        glyphs = scored_glyphs(cuts.words())
     except DataError as e:  # the temp file's name means nothing to the client: name its upload
-        raise BadImage(str(e).replace(str(xml_path), xml_name).replace(str(image_path), image_name)) from None
-    verdicts = scorer.classify(prepare_many([g.crop.astype(np.float32) for _, g in glyphs])) if glyphs else []
-    results, by_id, split = [], {}, {}
+        message = str(e)
+        file = next(
+            (name for path, name in ((xml_path, xml_name), (image_path, image_name)) if str(path) in message),
+            None,
+        )
+        raise BadImage(
+            message.replace(str(xml_path), xml_name).replace(str(image_path), image_name), file=file
+        ) from None
+    verdicts = scorer.classify_crops([g.crop for _, g in glyphs])[0] if glyphs else []
+    results, by_id = [], {}
     for (wc, g), v in zip(glyphs, verdicts):
         results.append(
             {
@@ -49,20 +57,17 @@ def scan_uploaded_page(
                 "glyph": g.id,
                 "text": g.text,
                 "box": list(g.box),
-                **{k: v[k] for k in ("label", "confidence", "energy", "p_value", "is_ood")},
+                **{k: v[k] for k in VERDICT},
             }
         )
         by_id[g.id] = v
-        if not g.from_glyph_level:
-            split.setdefault(wc.word.id, []).append((g.id, g.box, g.text))
-    with tempfile.TemporaryDirectory() as tmp:
-        annotate(xml_path, by_id, split, Path(tmp) / "page.xml")
-        xml = (Path(tmp) / "page.xml").read_text(encoding="utf-8")
+    annotated = io.BytesIO()
+    annotate(xml_path, by_id, word_splits(glyphs), annotated)
     return {
         "page": xml_name,
         "n": len(results),
         "flagged": sum(r["is_ood"] for r in results),
         "warnings": warnings,
         "results": results,
-        "page_xml": xml,
+        "page_xml": annotated.getvalue().decode("utf-8"),
     }

@@ -189,10 +189,9 @@ class Gate:
         return x, None
 
     def _alpha_error(self, alpha: float | None, ctx: bentoml.Context) -> dict | None:
+        # Its range is checked by the gate middleware before the request gets here.
         if alpha is None:
             return None
-        if not 0 < alpha < 1:
-            return self._error(ctx, f"alpha {alpha}: expected a value strictly between 0 and 1")
         if self.scorer.cal_energies is None:
             return self._error(
                 ctx,
@@ -214,8 +213,9 @@ class Gate:
     def _many(self, images: list[Path], ctx: bentoml.Context, fn, alpha: float | None = None) -> dict:
         if (bad := self._alpha_error(alpha, ctx)) is not None:
             return bad
-        x, ok, errors = decode_many(self._uploads(images, ctx), SETTINGS.max_pixels)
-        names = self._names(images, ctx)
+        uploads = self._uploads(images, ctx)
+        x, ok, errors = decode_many(uploads, SETTINGS.max_pixels)
+        names = [name for name, _ in uploads]
         self.metrics.rejected.inc(len(errors))
         if not ok:
             return self._error(ctx, f"none of the {len(images)} uploads is a usable image", errors=errors)
@@ -260,13 +260,13 @@ class Gate:
 
         from .page_upload import scan_uploaded_page
 
-        names = getattr(ctx.request.state, "upload_names", None) or [Path(image).name, Path(page).name]
+        names = self._names([image, page], ctx)
         try:
             result = scan_uploaded_page(
                 Path(page), Path(image), tuple(names), self.scorer, SETTINGS.max_pixels
             )
         except BadImage as e:
-            return self._error(ctx, str(e), next((n for n in names if str(e).startswith(n)), None))
+            return self._error(ctx, str(e), e.file)
         self.metrics.record(result["results"])
         return result
 
@@ -308,6 +308,6 @@ API_DESCRIPTION = (
     'by SGLD. Errors are always JSON: {"error": ..., "file": ...}. The demo page is at /ui/.'
 )
 Gate.add_asgi_middleware(
-    GateMiddleware, settings=SETTINGS, classes=lambda: calibration()["classes"], description=API_DESCRIPTION
+    GateMiddleware, settings=SETTINGS, classes=calibration()["classes"], description=API_DESCRIPTION
 )
-Gate.mount_asgi_app(ui_app(calibration), path="/ui")
+Gate.mount_asgi_app(ui_app(calibration()), path="/ui")

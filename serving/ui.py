@@ -13,22 +13,19 @@ from starlette.staticfiles import StaticFiles
 PAGE = Path(__file__).with_name("ui")
 
 
-def ui_app(load_calibration) -> Starlette:
-    """`load_calibration()` -> the served model's calibration.json, read when first asked for."""
-
-    def summary() -> dict:
-        calibration = load_calibration()
-        return {
-            "classes": calibration["classes"],
-            "threshold": calibration["threshold"],
-            "measured_tpr": calibration["measured_tpr"],
-            "accuracy": calibration["id"]["accuracy"],
-            "histogram": calibration.get("energy_histogram")
-            or {"edges": [calibration["threshold"] - 1, calibration["threshold"] + 1], "id": [1]},
-        }
+def ui_app(calibration: dict) -> Starlette:
+    """`calibration`: the served model's calibration.json; the page draws a summary of it."""
+    summary = {
+        "classes": calibration["classes"],
+        "threshold": calibration["threshold"],
+        "measured_tpr": calibration["measured_tpr"],
+        "accuracy": calibration["id"]["accuracy"],
+        "histogram": calibration.get("energy_histogram")
+        or {"edges": [calibration["threshold"] - 1, calibration["threshold"] + 1], "id": [1]},
+    }
 
     async def calibration_summary(request):
-        return JSONResponse(summary())
+        return JSONResponse(summary)
 
     return Starlette(
         routes=[

@@ -12,6 +12,11 @@ MODES = ("jem", "icd", "ebm", "classifier")
 JOINT = ("jem", "icd")  # modes that learn p(x) and p(y|x) together
 
 
+def uses_exposure(mode: str, oe_weight: float) -> bool:
+    """Whether a run sees outlier-exposure negatives: only the joint modes, with a weight."""
+    return oe_weight > 0 and mode in JOINT
+
+
 @dataclasses.dataclass
 class TrainConfig:
     mode: str = "jem"

@@ -19,6 +19,7 @@ from torch.utils.data import (
 from glyphgate.core.errors import DataError
 
 from . import data_course, data_folders
+from .config import uses_exposure
 
 SPLITS = ("train", "val", "test")
 
@@ -209,7 +210,7 @@ class GlyphDataModule(pl.LightningDataModule):
             real_dir=cfg.real_dir,
             classes=classes,
             real_share=cfg.real_share,
-            exposure_kinds=kinds if cfg.oe_weight > 0 and cfg.mode in ("jem", "icd") else (),
+            exposure_kinds=kinds if uses_exposure(cfg.mode, cfg.oe_weight) else (),
             exposure_share=cfg.exposure_share,
             ood_val_set=cfg.ood_val_set,
         )

@@ -15,7 +15,7 @@ from glyphgate.core.model import EnergyCNN
 from glyphgate.core.ood_labels import id_vs_ood
 from glyphgate.core.sampler import InformativeInit, ReplayBuffer, SGLDSampler
 
-from .config import TrainConfig
+from .config import JOINT, TrainConfig
 
 
 def energy_auroc(e_id: torch.Tensor, e_ood: torch.Tensor, nan_as: float = float("nan")) -> float:
@@ -127,17 +127,17 @@ class JEMModule(pl.LightningModule):
         x_id, y_id = x[~negative], y[~negative]
         loss = x.new_zeros(())
         logs = {}
-        if self.cfg.mode in ("jem", "icd", "classifier"):
+        if self.cfg.mode in (*JOINT, "classifier"):
             logits = self.net.get_logits(x)
             ce, extra = self.pyx_step(logits[~negative], y_id)
             loss = loss + ce
             logs.update(ce=ce.detach(), **extra)
-            if negative.any() and self.cfg.mode in ("jem", "icd"):
+            if negative.any() and self.cfg.mode in JOINT:
                 energy = -torch.logsumexp(logits, 1)
                 oe, extra = self.oe_step(energy[~negative], energy[negative])
                 loss = loss + self.cfg.oe_weight * oe
                 logs.update(oe=oe.detach(), **extra)
-        if self.cfg.mode in ("jem", "icd", "ebm"):
+        if self.cfg.mode in (*JOINT, "ebm"):
             px, extra = self.px_step(x_id)
             loss = loss + self.cfg.px_weight * px
             logs.update(px=px.detach(), **extra)

@@ -16,7 +16,12 @@ FORMATS = ["PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM"]
 
 
 class BadImage(ValueError):
-    """An upload that is not a usable image; the message says why (shown to the client)."""
+    """An upload that is not a usable image; the message says why (shown to the client) and
+    `file` names the upload when the caller knows which one it was."""
+
+    def __init__(self, message: str, file: str | None = None):
+        super().__init__(message)
+        self.file = file
 
 
 def decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:

@@ -123,6 +123,21 @@ class PageCuts:
                 yield WordCut(line, word, wbox, lbox, thr, glyphs)
 
 
+def scored_glyphs(words) -> list[tuple[WordCut, GlyphCut]]:
+    """(word, glyph) for every glyph with ink to score, in page order."""
+    return [(wc, g) for wc in words for g in wc.glyphs if g.crop is not None]
+
+
+def word_splits(glyphs: list[tuple[WordCut, GlyphCut]]) -> dict[str, list]:
+    """Word id -> [(glyph id, box, text)] for the glyphs a word split made: `annotate` writes
+    them into the PAGE-XML as new Glyph elements."""
+    split: dict[str, list] = {}
+    for wc, g in glyphs:
+        if not g.from_glyph_level:
+            split.setdefault(wc.word.id, []).append((g.id, g.box, g.text))
+    return split
+
+
 def is_page_xml(path: Path) -> bool:
     """A cheap look for the PcGts root, so METS files and other XML in a workspace are passed over
     (a damaged PAGE file is still read, and reported)."""

@@ -281,9 +281,10 @@ def cut(
     return gray[t:b, l:r]
 
 
-def annotate(xml: Path, verdicts: dict[str, dict], split: dict[str, list], out: Path) -> None:
-    """Write a copy of `xml` with each glyph's verdict; `split` = word id -> [(glyph id, box, text)]
-    for glyphs that came from a word split (they become new Glyph elements)."""
+def annotate(xml: Path, verdicts: dict[str, dict], split: dict[str, list], out) -> None:
+    """Write a copy of `xml` with each glyph's verdict to `out` (a path or a binary file);
+    `split` = word id -> [(glyph id, box, text)] for glyphs that came from a word split (they
+    become new Glyph elements)."""
     tree = SafeET.parse(str(xml))
     root = tree.getroot()
     ns = PAGE_NS.match(root.tag).group(1)

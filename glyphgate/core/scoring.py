@@ -12,6 +12,7 @@ from .onnx_model import OnnxModel, softmax
 
 log = logging.getLogger("glyphgate")
 TOP_K = 5
+VERDICT = ("label", "confidence", "energy", "p_value", "is_ood")  # what a verdict row keeps
 
 
 def p_values(cal_energies: np.ndarray, energy: np.ndarray) -> np.ndarray:
@@ -58,6 +59,13 @@ class Scorer:
                 }
             )
         return out
+
+    def classify_crops(self, crops: list[np.ndarray]) -> tuple[list[dict], np.ndarray]:
+        """Grey crops already in memory (cut from a page) -> (verdicts, the model inputs)."""
+        from .preprocess import prepare_many
+
+        x = prepare_many([c.astype(np.float32) for c in crops])
+        return self.classify(x), x
 
     def _verdicts(self, energy: np.ndarray, alpha: float | None = None) -> list[dict]:
         """The default rule is the shipped threshold; with `alpha` a scan is flagged when its

@@ -21,10 +21,10 @@ from glyphgate.core.artifacts import load_calibration
 from glyphgate.core.decode import decode, decode_many
 from glyphgate.core.errors import DataError
 from glyphgate.core.grid import grid_image, input_image
+from glyphgate.core.scoring import VERDICT
 from glyphgate.core.settings import load as load_settings
 
 FIELDS = ["path", "label", "confidence", "energy", "p_value", "is_ood", "error"]
-VERDICT = ("label", "confidence", "energy", "p_value", "is_ood")
 
 
 def benjamini_hochberg(p: np.ndarray, q: float) -> np.ndarray:
@@ -86,10 +86,8 @@ class LocalScorer:
 
     def crops(self, names: list[str], crops: list[np.ndarray]) -> tuple[list[dict], dict[str, np.ndarray]]:
         """Grey crops already in memory (cut from a page): no encode and decode on the way."""
-        from glyphgate.core.preprocess import prepare_many
-
-        x = prepare_many([c.astype(np.float32) for c in crops])
-        rows = [{"path": n, **{k: r[k] for k in VERDICT}} for n, r in zip(names, self.scorer.classify(x))]
+        verdicts, x = self.scorer.classify_crops(crops)
+        rows = [{"path": n, **{k: r[k] for k in VERDICT}} for n, r in zip(names, verdicts)]
         return rows, {n: x[j : j + 1] for j, n in enumerate(names)}
 
 
@@ -166,7 +164,8 @@ def scan(
             )
         for r, hit in zip(scored, benjamini_hochberg(np.array([r["p_value"] for r in scored]), fdr)):
             r["is_ood"] = bool(hit)
-        flagged = {k: v for k, v in flagged.items() if any(r["path"] == k and r["is_ood"] for r in scored)}
+        hits = {r["path"] for r in scored if r["is_ood"]}
+        flagged = {k: v for k, v in flagged.items() if k in hits}
         rule = f"Benjamini-Hochberg at FDR {fdr} over the {len(scored)} scored images"
     seconds = time.perf_counter() - t0
     order = {n: i for i, n in enumerate(names)}

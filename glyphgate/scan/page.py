@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from glyphgate.core.errors import DataError
-from glyphgate.core.pages import PageCuts, page_files
+from glyphgate.core.pages import PageCuts, page_files, scored_glyphs, word_splits
 from glyphgate.core.pagexml import annotate, read_page
 
 from .folder import LocalScorer, RemoteScorer, write_reports
@@ -79,7 +79,7 @@ def scan_pages(
             errors.append(str(e))
             log(f"glyphgate: error: {e}")
             continue
-        glyphs = [(wc, g) for wc in words for g in wc.glyphs if g.crop is not None]
+        glyphs = scored_glyphs(words)
         names = [f"{xml.stem}#{g.id}" for _, g in glyphs]
         if not glyphs:
             got, arr = [], {}
@@ -88,7 +88,7 @@ def scan_pages(
         else:  # the server decodes what it is sent: PNG is lossless for these grey crops
             got, arr = score([(n, _png(g.crop)) for n, (_, g) in zip(names, glyphs)])
         by_name = {r["path"]: r for r in got}
-        verdicts, split = {}, {}
+        verdicts = {}
         for name, (wc, g) in zip(names, glyphs):
             r = by_name.get(name, {"error": "not scored"})
             rows.append(
@@ -104,10 +104,8 @@ def scan_pages(
             )
             if "error" not in r:
                 verdicts[g.id] = r
-            if not g.from_glyph_level:
-                split.setdefault(wc.word.id, []).append((g.id, g.box, g.text))
         arrays.update({n: a for n, a in arr.items() if by_name.get(n, {}).get("is_ood")})
-        annotate(xml, verdicts, split, out / f"{xml.stem}.glyphgate.xml")
+        annotate(xml, verdicts, word_splits(glyphs), out / f"{xml.stem}.glyphgate.xml")
         log(
             f"{xml}: {len(glyphs)} glyphs scored, {sum(bool(v.get('is_ood')) for v in verdicts.values())} flagged"
             + (f"; {len(warnings)} warnings" if warnings else "")
