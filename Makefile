@@ -56,6 +56,8 @@ KANT ?= $(wildcard ../shared/real/kant_aufklaerung_1784)
 REAL_DATA ?= data/real/vd-sbb
 KANT_DATA ?= data/real/kant
 REAL_FLAG := $(if $(REAL),--real $(REAL_DATA))
+# With real pages the shipped threshold and p-values rest on the real validation works' glyphs.
+CAL_REAL_FLAG := $(if $(REAL),--real $(REAL_DATA))
 
 real-data: install
 ifneq ($(REAL),)
@@ -90,17 +92,22 @@ OTHER ?= $(if $(filter icd,$(MODE)),jem,icd)
 BASELINE := $(RUNS)/default-classifier/artifacts
 OTHER_ART := $(RUNS)/default-$(OTHER)/artifacts
 COMPARE_FLAG = $(if $(wildcard $(OTHER_ART)/generation.json),--compare $(OTHER_ART) $(RUNS)/default-$(OTHER))
+BEFORE := $(RUNS)/before
+BEFORE_FLAG = --before $(BEFORE)
 CARD = $(GG) card --artifacts $(ARTIFACTS) --run $(RUNS)/default-$(MODE) --data $(DATA) \
-	  --baseline-run $(RUNS)/default-classifier $(COMPARE_FLAG)
+	  --baseline-run $(RUNS)/default-classifier $(COMPARE_FLAG) $(BEFORE_FLAG)
 
+# The model being replaced keeps its gate figures in $(BEFORE) for the card's before/after table.
 model: install
+	mkdir -p $(BEFORE)
+	-cp $(ARTIFACTS)/calibration.json $(ARTIFACTS)/real_scans.json $(BEFORE)/
 	$(GG) data synth --out $(DATA)
 	$(MAKE) real-data
 	$(GG) train --data $(DATA) $(REAL_FLAG) --out $(RUNS)/default-$(MODE) --mode $(MODE)
 	$(GG) train --data $(DATA) $(REAL_FLAG) --out $(RUNS)/default-classifier --mode classifier
 	$(GG) export --ckpt $(RUNS)/default-$(MODE)/checkpoints/last.ckpt --out $(ARTIFACTS)
 	$(GG) export --ckpt $(RUNS)/default-classifier/checkpoints/last.ckpt --out $(BASELINE)
-	$(GG) calibrate --artifacts $(ARTIFACTS) --data $(DATA) --baseline $(BASELINE)
+	$(GG) calibrate --artifacts $(ARTIFACTS) --data $(DATA) --baseline $(BASELINE) $(CAL_REAL_FLAG)
 	$(MAKE) real-eval
 	$(GG) generate --evaluate --ckpt $(ARTIFACTS) --baseline $(BASELINE) --data $(DATA) --out $(ARTIFACTS)/generation.json
 	$(CARD)
@@ -110,7 +117,7 @@ model: install
 compare: install
 	$(GG) train --data $(DATA) $(REAL_FLAG) --out $(RUNS)/default-$(OTHER) --mode $(OTHER)
 	$(GG) export --ckpt $(RUNS)/default-$(OTHER)/checkpoints/last.ckpt --out $(OTHER_ART)
-	$(GG) calibrate --artifacts $(OTHER_ART) --data $(DATA) --baseline $(BASELINE)
+	$(GG) calibrate --artifacts $(OTHER_ART) --data $(DATA) --baseline $(BASELINE) $(CAL_REAL_FLAG)
 	$(MAKE) real-eval ARTIFACTS=$(OTHER_ART)
 	$(GG) generate --evaluate --ckpt $(OTHER_ART) --baseline $(BASELINE) --data $(DATA) --out $(OTHER_ART)/generation.json
 	$(CARD)

@@ -25,6 +25,7 @@ from glyphgate.core.errors import DataError
 from glyphgate.core.grid import save_grid
 from glyphgate.core.onnx_model import OnnxModel, softmax
 from training.data import load_glyph_data
+from training.data_folders import read_named_classes, read_ood_folders
 
 from . import report as rep
 from .metrics import expected_calibration_error, fit_threshold, ood_metrics, reliability
@@ -64,12 +65,37 @@ def _kind_pool(values: dict[str, np.ndarray], kinds: dict[str, str]) -> dict[str
     return {k: np.concatenate(v) for k, v in sorted(pools.items())}
 
 
+def _short(m: dict) -> dict:
+    return {"auroc": m["auroc"], "fpr95": m["fpr95"]}
+
+
 def _comparison_row(s_id: np.ndarray, s_ood: dict[str, np.ndarray], kinds: dict[str, str]) -> dict:
     row = {}
     for name, s in {**s_ood, **{f"all {k}": v for k, v in _kind_pool(s_ood, kinds).items()}}.items():
-        m = ood_metrics(s_id, s)
-        row[name] = {"auroc": m["auroc"], "fpr95": m["fpr95"]}
+        row[name] = _short(ood_metrics(s_id, s))
     return row
+
+
+def caught(e: np.ndarray, threshold: float) -> float:
+    """Share of a set flagged at the threshold (energy > threshold): for OOD sets, the share caught."""
+    return float(np.mean(np.asarray(e) > threshold)) if len(e) else float("nan")
+
+
+def real_population(real: str | Path, classes: list[str], runner: OnnxModel) -> dict:
+    """The real validation works' glyphs (DIR/val/<class>/) and their own non-glyphs
+    (DIR/val/ood/<kind>/), scored: the population the shipped threshold is fitted on."""
+    val = Path(real) / "val"
+    if not val.is_dir():
+        raise DataError(
+            f"{real}: no val/ folder of real validation glyphs (import pages with "
+            "`glyphgate data import-page --split-by-work`)"
+        )
+    x, y, _ = read_named_classes(val, classes, "real validation glyphs")
+    if len(y) == 0:
+        raise DataError(f"{val}: no glyphs of the model's classes")
+    logits, energy = runner.run(x.numpy(), batch=256)
+    ood = {k: runner.run(v.numpy(), batch=256)[1] for k, v in read_ood_folders(val).items()}
+    return {"data": str(val), "x": x.numpy(), "y": y.numpy(), "logits": logits, "energy": energy, "ood": ood}
 
 
 def energy_histogram(e_id: np.ndarray, e_by_kind: dict[str, np.ndarray], bins: int = 60) -> dict:
@@ -92,8 +118,12 @@ def calibrate(
     split: str = "test",
     baselines: list[str | Path] = (),
     rbm: bool = True,
+    real: str | Path | None = None,
     log=print,
 ) -> dict:
+    """Fit the threshold and the p-values' calibration energies on the real validation works'
+    glyphs when `real` is given (the population users send), else on the synthetic `split`;
+    either way every OOD set is measured at that threshold."""
     folder = require(artifacts, MODEL_ONNX, MODEL_PT, CLASSES_JSON)
     classes = read_json(folder / CLASSES_JSON)
     data = load_glyph_data(data_dir)
@@ -120,7 +150,13 @@ def calibrate(
     )
     s_id = scores.pop(split)
     probs = softmax(logits[split])
-    threshold, measured_tpr = fit_threshold(s_id["energy"], target_tpr)
+    pop = real_population(real, classes, runner) if real else None
+    e_fit = pop["energy"] if pop else s_id["energy"]
+    threshold, measured_tpr = fit_threshold(e_fit, target_tpr)
+    log(
+        f"threshold fitted on {'the real validation glyphs of ' + str(real) if pop else 'the synthetic ' + split + ' split'} "
+        f"(N = {len(e_fit)})"
+    )
 
     per_set = {}
     for name, s in scores.items():
@@ -128,6 +164,7 @@ def calibrate(
             "kind": kinds.get(name, "unknown"),
             "n": int(len(s["energy"])),
             "fpr_at_threshold": float(np.mean(s["energy"] <= threshold)),
+            "caught_at_threshold": caught(s["energy"], threshold),
             "scores": {f: ood_metrics(s_id[f], s[f]) for f in s_id},
         }
     per_kind = {}
@@ -139,6 +176,7 @@ def calibrate(
             "n": int(len(pooled["energy"])),
             "sets": members,
             "fpr_at_threshold": float(np.mean(pooled["energy"] <= threshold)),
+            "caught_at_threshold": caught(pooled["energy"], threshold),
             "scores": {f: ood_metrics(s_id[f], pooled[f]) for f in s_id},
         }
 
@@ -173,6 +211,24 @@ def calibrate(
         f"robustness panel: {len(panel) - 1} perturbations of {len(y_id)} glyphs in {time.perf_counter() - t0:.1f} s"
     )
 
+    if pop:
+        population = {
+            "population": "real",
+            "data": pop["data"],
+            "n": int(len(pop["y"])),
+            "accuracy": float(np.mean(pop["logits"].argmax(1) == pop["y"])),
+            "flagged_at_threshold": caught(pop["energy"], threshold),
+            "ood": {
+                k: {
+                    "n": int(len(e)),
+                    **_short(ood_metrics(pop["energy"], e)),
+                    "caught_at_threshold": caught(e, threshold),
+                }
+                for k, e in sorted(pop["ood"].items())
+            },
+        }
+    else:
+        population = {"population": "synthetic", "data": f"{data_dir} ({split} split)", "n": int(len(y_id))}
     cal = {
         "schema_version": SCHEMA_VERSION,
         "score": "energy",
@@ -180,24 +236,27 @@ def calibrate(
         "threshold": threshold,
         "target_tpr": target_tpr,
         "measured_tpr": measured_tpr,
-        "split": split,
+        "split": "real val" if pop else split,
+        "threshold_population": population,
         "model_sha256": sha256(folder / MODEL_ONNX),
         "classes": classes,
         "id": {
             "n": int(len(y_id)),
             "accuracy": float(np.mean(probs.argmax(1) == y_id)),
             "ece": expected_calibration_error(probs, y_id),
+            "flagged_at_threshold": caught(s_id["energy"], threshold),
             "energy_quantiles": {
                 q: float(np.quantile(s_id["energy"], float(q))) for q in ("0.01", "0.5", "0.95", "0.99")
             },
         },
-        "id_energies": np.sort(s_id["energy"]).round(6).tolist(),
+        # p-values come from the same population as the threshold
+        "id_energies": np.sort(e_fit).round(6).tolist(),
         "score_functions": list(s_id),
         "metrics": {"sets": per_set, "kinds": per_kind},
         "comparison": comparison,
         "robustness": panel,
         "energy_histogram": energy_histogram(
-            s_id["energy"], _kind_pool({n: v["energy"] for n, v in scores.items()}, kinds)
+            e_fit, _kind_pool({n: v["energy"] for n, v in scores.items()}, kinds)
         ),
         "baselines": baseline_meta,
         "data": str(data_dir),

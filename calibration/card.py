@@ -11,6 +11,7 @@ from glyphgate.core.artifacts import load_calibration, read_json
 from training.data import load_glyph_data
 from training.page_import import VD_SBB_SPLITS
 
+from .card_gate import REAL_TARGETS, gate_section, set_caught
 from .modes import (
     GEN_STEPS,
     GENERATION_JSON,
@@ -29,26 +30,6 @@ TARGETS = {
     "far-OOD energy AUROC (each set)": 0.995,
     "near-OOD energy AUROC (each evaluation set)": 0.95,
 }
-# The real-scan issue's targets: {collection: {quantity: (bound, "min" | "max")}}.
-REAL_TARGETS = {
-    "vd-sbb-test": {
-        "accuracy": (0.95, "min"),
-        "flagged": (0.06, "max"),
-        "words": (0.97, "min"),
-        "fragments": (0.97, "min"),
-    },
-    # The Kant pages hold the same targets binarised and greyscale.
-    **{
-        name: {
-            "accuracy": (0.85, "min"),
-            "flagged": (0.08, "max"),
-            "words": (0.95, "min"),
-            "fragments": (0.95, "min"),
-            "blank": (0.99, "min"),
-        }
-        for name in ("kant-bin", "kant-nrm")
-    },
-}
 PANEL_LIMIT = 0.03  # no perturbation may move accuracy down or the flag rate up by more than 3 points
 
 
@@ -59,6 +40,7 @@ def write_card(
     baseline_run: str | Path | None = None,
     command: str = "make model",
     compare: tuple[str | Path, str | Path] | None = None,
+    before: str | Path | None = None,
 ) -> Path:
     """`compare`: (artifacts, run) of a model trained in another mode on the same data, for the
     side-by-side table and the rule that picks the shipped mode."""
@@ -140,7 +122,8 @@ def write_card(
         ),
         f"glyphgate export --ckpt {run}/checkpoints/last.ckpt --out {artifacts}",
         f"glyphgate calibrate --artifacts {artifacts} --data {data}"
-        + (f" --baseline {baseline_run}/artifacts" if baseline_run else ""),
+        + (f" --baseline {baseline_run}/artifacts" if baseline_run else "")
+        + (f" --real {real}" if cal.get("threshold_population", {}).get("population") == "real" else ""),
         *(
             [
                 f"glyphgate evaluate --artifacts {artifacts} --data {r.get('data', '<imported pages>')} --name {n}"
@@ -190,27 +173,32 @@ def write_card(
         "",
         "## Measured (from calibration.json)",
         "",
-        f"- ID {cal['split']} split: accuracy **{acc:.4f}**, ECE {cal['id']['ece']:.4f} (N = {cal['id']['n']}).",
-        f"- Threshold: energy > **{cal['threshold']:.4f}** flags a scan; it keeps {cal['measured_tpr']:.4f} of real glyphs "
+        *gate_section(cal, evaluated, exposure, Path(before) if before else None),
+        "## Measured (from calibration.json)",
+        "",
+        f"- Synthetic ID test split: accuracy **{acc:.4f}**, ECE {cal['id']['ece']:.4f} (N = {cal['id']['n']}), "
+        f"flagged at the shipped threshold {cal['id'].get('flagged_at_threshold', 1 - cal['measured_tpr']):.4f}.",
+        f"- Threshold: energy > **{cal['threshold']:.4f}** flags a scan; it keeps {cal['measured_tpr']:.4f} of the "
+        f"{cal.get('threshold_population', {}).get('population', 'synthetic')} glyphs it was fitted on "
         f"(target TPR {cal['target_tpr']}).",
         "",
-        "| OOD set | kind | energy AUROC | FPR95 | missed at threshold |",
-        "|---|---|---|---|---|",
+        "| OOD set | kind | role | caught at threshold | energy AUROC | FPR95 |",
+        "|---|---|---|---|---|---|",
         *[
-            f"| {n} | {m['kind']} | {m['scores']['energy']['auroc']:.4f} | {m['scores']['energy']['fpr95']:.4f} | "
-            f"{m['fpr_at_threshold']:.4f} |"
+            f"| {n} | {m['kind']} | {'exposure' if n in exposure else 'evaluation' if not n.startswith('all ') else ''} | "
+            f"{set_caught(m):.4f} | {m['scores']['energy']['auroc']:.4f} | {m['scores']['energy']['fpr95']:.4f} |"
             for n, m in {**sets, **{f"all {k}": v for k, v in cal["metrics"]["kinds"].items()}}.items()
         ],
         "",
-        f"Outlier exposure: {', '.join(sorted(exposure)) if exposure else 'none'} "
+        f"Outlier exposure: **exposure kinds** {', '.join(sorted(exposure)) if exposure else 'none'} "
         + (
             "(with the real training works' own words, fragments, blanks and other symbols) "
             if exposure and cfg.get("real_dir")
             else ""
         )
-        + "were seen in training as negatives; every other set is an evaluation set, never seen: "
+        + "were seen in training as negatives; **evaluation kinds**, never seen in training: "
         + ", ".join(sorted(n for n in sets if n not in exposure))
-        + " (ood_ta / ood_tb are mixes that include exposure kinds).",
+        + " (ood_ta / ood_tb are the course's mixes and include exposure kinds).",
         "",
         "## Robustness panel",
         "",
@@ -302,13 +290,20 @@ def _real_section(real: dict) -> list[str]:
         "AUROC of the glyphs' energy against the same pages' whole words, fragments (half of one glyph and half of "
         "the next), blank margins and other symbols. Measured, never tuned against.",
         "",
-        "| collection | glyphs | accuracy | flagged | " + " | ".join(f"AUROC vs {k}" for k in kinds) + " |",
+        "| collection | glyphs | accuracy | flagged | "
+        + " | ".join(f"{k}: caught / AUROC" for k in kinds)
+        + " |",
         "|---|---|---|---|" + "---|" * len(kinds),
     ]
     for name, r in real.items():
         lines.append(
             f"| {name} | {r['n_glyphs']} | {r['accuracy']:.4f} | {r['flagged_at_threshold']:.4f} | "
-            + " | ".join(f"{r['ood'][k]['auroc']:.3f}" if k in r["ood"] else "" for k in kinds)
+            + " | ".join(
+                f"{r['ood'][k].get('caught_at_threshold', float('nan')):.3f} / {r['ood'][k]['auroc']:.3f}"
+                if k in r["ood"]
+                else ""
+                for k in kinds
+            )
             + " |"
         )
     lines += [
@@ -322,20 +317,13 @@ def _real_section(real: dict) -> list[str]:
         if name not in real:
             continue
         r = real[name]
-        for q, (bound, how) in targets.items():
-            v = (
-                r["accuracy"]
-                if q == "accuracy"
-                else r["flagged_at_threshold"]
-                if q == "flagged"
-                else r["ood"].get(q, {}).get("auroc")
-            )
-            if v is None:
-                continue
-            ok = v >= bound if how == "min" else v <= bound
+        for q, (bound, _how) in targets.items():
+            what, _, kind = q.partition(" ")
+            if what != "auroc" or kind not in r["ood"]:
+                continue  # accuracy, flagged and caught are in the gate section
+            v = r["ood"][kind]["auroc"]
             lines.append(
-                f"| {name} | {q if q in ('accuracy', 'flagged') else 'AUROC vs ' + q} | {v:.4f} | "
-                f"{'≥' if how == 'min' else '≤'} {bound} | {'met' if ok else '**missed**'} |"
+                f"| {name} | AUROC vs {kind} | {v:.4f} | ≥ {bound} | {'met' if v >= bound else '**missed**'} |"
             )
     lines += ["", "Sources: " + "; ".join(f"{n}: {r['source']}" for n, r in real.items()) + "."]
     return lines

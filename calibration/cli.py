@@ -25,6 +25,13 @@ def add_calibrate_arguments(p):
         help="artifacts folder of a baseline model (e.g. the classifier-mode run) to compare; repeatable",
     )
     p.add_argument("--no-rbm", action="store_true", help="skip the BernoulliRBM baseline")
+    p.add_argument(
+        "--real",
+        default=None,
+        metavar="DIR",
+        help="real glyphs from `glyphgate data import-page --split-by-work`: the threshold and p-values are "
+        "fitted on DIR/val (the validation works), the synthetic suites stay as reference metrics",
+    )
     c = p.add_argument_group(
         "an archive's own collection (any folder that is not a full data set of the model's classes)"
     )
@@ -76,16 +83,23 @@ def calibrate(args) -> int:
         split=args.split,
         baselines=args.baseline,
         rbm=not args.no_rbm,
+        real=args.real,
     )
-    kinds = cal["metrics"]["kinds"]
+    pop = cal["threshold_population"]
     print(
-        f"threshold {cal['threshold']:.4f}: TPR on {cal['split']} {cal['measured_tpr']:.4f} (target {cal['target_tpr']}), "
-        f"accuracy {cal['id']['accuracy']:.4f}, ECE {cal['id']['ece']:.4f}"
+        f"threshold {cal['threshold']:.4f} fitted on {pop['population']} glyphs ({pop['data']}, N = {pop['n']}): "
+        f"keeps {cal['measured_tpr']:.4f} of them (target {cal['target_tpr']})"
     )
-    for kind, m in kinds.items():
+    print(
+        f"  synthetic {args.split} split: accuracy {cal['id']['accuracy']:.4f}, ECE {cal['id']['ece']:.4f}, "
+        f"flagged {cal['id']['flagged_at_threshold']:.1%}"
+    )
+    for kind, m in pop.get("ood", {}).items():
+        print(f"  real val {kind}: caught {m['caught_at_threshold']:.1%}, AUROC {m['auroc']:.4f}")
+    for name, m in cal["metrics"]["sets"].items():
         print(
-            f"  {kind:7s} OOD: energy AUROC {m['scores']['energy']['auroc']:.4f}, FPR95 {m['scores']['energy']['fpr95']:.4f}, "
-            f"missed at threshold {m['fpr_at_threshold']:.4f}"
+            f"  {m['kind']:4s} {name}: caught {m['caught_at_threshold']:.1%}, "
+            f"energy AUROC {m['scores']['energy']['auroc']:.4f}, FPR95 {m['scores']['energy']['fpr95']:.4f}"
         )
     print(f"wrote {args.artifacts}/calibration.json and {args.artifacts}/report/index.html")
     return 0
@@ -104,13 +118,19 @@ def add_card_arguments(p):
         default=None,
         help="a calibrated model of another training mode and its run folder: adds the side-by-side table",
     )
+    p.add_argument(
+        "--before",
+        default=None,
+        metavar="DIR",
+        help="calibration.json and real_scans.json of the model this one replaces: adds a before/after table",
+    )
 
 
 def card(args) -> int:
     from .card import write_card
 
     print(
-        f"wrote {write_card(args.artifacts, args.run, args.data, args.baseline_run, args.command, args.compare)}"
+        f"wrote {write_card(args.artifacts, args.run, args.data, args.baseline_run, args.command, args.compare, args.before)}"
     )
     return 0
 
@@ -172,7 +192,7 @@ def _calibrate_collection(args) -> int:
     for name, m in cal["metrics"]["sets"].items():
         e = m["scores"]["energy"]
         print(
-            f"  {name}: AUROC {e['auroc']:.4f}, FPR95 {e['fpr95']:.4f}, flagged at threshold {m['flagged_at_threshold']:.4f} (N = {m['n']})"
+            f"  {name}: AUROC {e['auroc']:.4f}, FPR95 {e['fpr95']:.4f}, caught at threshold {m['caught_at_threshold']:.4f} (N = {m['n']})"
         )
     print(f"wrote {args.artifacts}/calibration.json and {args.artifacts}/report/index.html")
     return 0

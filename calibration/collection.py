@@ -165,7 +165,7 @@ def calibrate_collection(
             "kind": "unknown",
             "n": int(len(e)),
             "fpr_at_threshold": float(np.mean(e <= threshold)),
-            "flagged_at_threshold": float(np.mean(e > threshold)),
+            "caught_at_threshold": float(np.mean(e > threshold)),
             "scores": {"energy": ood_metrics(e_id, e)},
         }
     pooled = np.concatenate(list(e_ood.values())) if e_ood else None
@@ -176,6 +176,7 @@ def calibrate_collection(
                 "n": int(len(pooled)),
                 "sets": list(sets),
                 "fpr_at_threshold": float(np.mean(pooled <= threshold)),
+                "caught_at_threshold": float(np.mean(pooled > threshold)),
                 "scores": {"energy": ood_metrics(e_id, pooled)},
             }
         }
@@ -192,6 +193,7 @@ def calibrate_collection(
         "target_fpr": target_fpr,
         "measured_tpr": measured_tpr,
         "split": "collection",
+        "threshold_population": {"population": "collection", "data": str(data), "n": int(len(e_id))},
         "model_sha256": sha256(folder / MODEL_ONNX),
         "classes": classes,
         "id": {

@@ -88,7 +88,20 @@ def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: st
     wrong = np.flatnonzero((pred != y) | flagged)
     order = wrong[np.argsort(-energy[wrong])]
     save_grid(x.numpy()[order], out / f"real_{name}_misses.png", nrow=8, limit=64)
+    flagged_glyphs = np.flatnonzero(flagged)
+    if len(flagged_glyphs):  # the real glyphs the gate flags, highest energy first
+        save_grid(
+            x.numpy()[flagged_glyphs[np.argsort(-energy[flagged_glyphs])]],
+            out / f"real_{name}_flagged.png",
+            nrow=8,
+            limit=64,
+        )
     if energies:
+        # the non-glyphs the gate lets through, lowest energy (most glyph-like) first
+        passed = np.concatenate([ood[k].numpy()[energies[k] <= cal["threshold"]] for k in energies])
+        e_passed = np.concatenate([energies[k][energies[k] <= cal["threshold"]] for k in energies])
+        if len(passed):
+            save_grid(passed[np.argsort(e_passed)], out / f"real_{name}_passed.png", nrow=8, limit=64)
         rep.energy_histograms(
             out / f"real_{name}_energy.png", energy, energies, {k: "real" for k in energies}, cal["threshold"]
         )
@@ -103,8 +116,11 @@ def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: st
 
 
 def summary_line(name: str, r: dict) -> str:
-    ood = ", ".join(f"{k} {v['auroc']:.3f}" for k, v in sorted(r["ood"].items()))
+    ood = "; ".join(
+        f"{k} caught {v['caught_at_threshold']:.1%} (AUROC {v['auroc']:.3f})"
+        for k, v in sorted(r["ood"].items())
+    )
     return (
         f"{name}: {r['n_glyphs']} glyphs of {r['n_classes']} classes: accuracy {r['accuracy']:.4f}, "
-        f"flagged {r['flagged_at_threshold']:.1%}; AUROC vs {ood or 'no OOD kinds'}"
+        f"flagged {r['flagged_at_threshold']:.1%} at the threshold {r['threshold']:.3f}; {ood or 'no OOD kinds'}"
     )

@@ -96,8 +96,8 @@ def _real_section(real_scans: dict) -> str:
         return "<p>No real pages evaluated (<code>glyphgate evaluate</code> writes them here).</p>"
     kinds = sorted({k for r in real_scans.values() for k in r["ood"]})
     table = _table(
-        ["collection", "glyphs", "classes", "accuracy", "flagged at threshold"]
-        + [f"AUROC vs {k}" for k in kinds],
+        ["collection", "glyphs", "classes", "accuracy", "glyphs flagged at threshold"]
+        + [f"{k}: caught at threshold / AUROC" for k in kinds],
         [
             [
                 html.escape(n),
@@ -106,7 +106,12 @@ def _real_section(real_scans: dict) -> str:
                 f"{r['accuracy']:.4f}",
                 f"{r['flagged_at_threshold']:.4f}",
             ]
-            + [f"{r['ood'][k]['auroc']:.3f}" if k in r["ood"] else "" for k in kinds]
+            + [
+                f"{r['ood'][k].get('caught_at_threshold', float('nan')):.3f} / {r['ood'][k]['auroc']:.3f}"
+                if k in r["ood"]
+                else ""
+                for k in kinds
+            ]
             for n, r in real_scans.items()
         ],
     )
@@ -133,6 +138,25 @@ def write_index(
         [
             ["score", f"{cal['score']} (higher = more OOD; flagged when energy &gt; threshold)"],
             ["threshold", f"{cal['threshold']:.4f}"],
+            *(
+                [
+                    [
+                        "fitted on",
+                        html.escape(f"{p['population']} glyphs: {p['data']} (N = {p['n']})")
+                        + "".join(
+                            html.escape(f"; {k} caught {v['caught_at_threshold']:.1%}")
+                            for k, v in p.get("ood", {}).items()
+                        ),
+                    ]
+                ]
+                if (p := cal.get("threshold_population"))
+                else []
+            ),
+            *(
+                [["synthetic ID glyphs flagged at threshold", f"{cal['id']['flagged_at_threshold']:.4f}"]]
+                if "flagged_at_threshold" in cal["id"]
+                else []
+            ),
             [
                 "target / measured TPR on ID " + html.escape(cal["split"]),
                 f"{cal['target_tpr']:.3f} / {cal['measured_tpr']:.4f}  (N = {cal['id']['n']})",
@@ -170,7 +194,7 @@ def write_index(
         ],
     )
     per_set = _table(
-        ["OOD set", "kind", "N", "FPR at threshold", "detected"]
+        ["OOD set", "kind", "N", "missed at threshold", "caught at threshold"]
         + [f"{s} AUROC" for s in cal["score_functions"]]
         + ["energy AUPR-in", "energy AUPR-out", "energy FPR95"],
         [
@@ -179,7 +203,7 @@ def write_index(
                 m["kind"],
                 m["n"],
                 f"{m['fpr_at_threshold']:.3f}",
-                f"{1 - m['fpr_at_threshold']:.3f}",
+                f"{m.get('caught_at_threshold', 1 - m['fpr_at_threshold']):.3f}",
             ]
             + [f"{m['scores'][s]['auroc']:.3f}" for s in cal["score_functions"]]
             + [f"{m['scores']['energy'][k]:.3f}" for k in ("aupr_in", "aupr_out", "fpr95")]

@@ -19,6 +19,8 @@ def ui_app(calibration: dict) -> Starlette:
         "classes": calibration["classes"],
         "threshold": calibration["threshold"],
         "measured_tpr": calibration["measured_tpr"],
+        # which glyphs the threshold keeps measured_tpr of: real, synthetic or a collection's
+        "population": calibration.get("threshold_population", {}).get("population", "synthetic"),
         "accuracy": calibration["id"]["accuracy"],
         "histogram": calibration.get("energy_histogram")
         or {"edges": [calibration["threshold"] - 1, calibration["threshold"] + 1], "id": [1]},

@@ -14,7 +14,7 @@ def test_examples_folder_is_what_the_command_renders(tmp_path):
     assert main(["data", "examples", "--out", str(tmp_path / "ex")]) == 0
     made = sorted(p.relative_to(tmp_path / "ex") for p in (tmp_path / "ex").rglob("*") if p.is_file())
     shipped = sorted(p.relative_to(ROOT / "examples") for p in (ROOT / "examples").rglob("*") if p.is_file())
-    assert made == shipped and len(made) == 14
+    assert made == shipped and len(made) == 17
     for rel in made:
         assert (tmp_path / "ex" / rel).read_bytes() == (ROOT / "examples" / rel).read_bytes(), rel
 

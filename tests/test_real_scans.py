@@ -157,3 +157,60 @@ def test_the_challenger_ships_only_when_better_on_every_count(changes, ships):
     challenger = _column(**{**better, **changes})
     ship, why = decide(_column(), challenger)
     assert ship is ships and why.startswith("`icd` against `jem`")
+
+
+def _hand_count(energies, threshold) -> float:
+    """The share above the threshold, counted one by one (not the code under test's mean)."""
+    energies = [float(e) for e in energies]
+    return sum(1 for e in energies if e > threshold) / len(energies)
+
+
+def test_threshold_and_p_values_rest_on_the_real_validation_glyphs(
+    tiny_artifacts, train_corpus, imported_page, tmp_path
+):
+    from glyphgate.core.artifacts import load_calibration, read_json
+    from glyphgate.core.onnx_model import OnnxModel
+    from training.data import load_glyph_data
+    from training.data_folders import read_named_classes, read_ood_folders
+
+    real = tmp_path / "real"
+    shutil.copytree(imported_page, real / "val")  # the page stands for the validation works
+    folder = tmp_path / "art"
+    shutil.copytree(tiny_artifacts, folder)
+    args = ["calibrate", "--artifacts", str(folder), "--data", str(train_corpus), "--no-rbm"]
+    assert main([*args, "--real", str(real)]) == 0
+    cal = load_calibration(folder)
+    runner = OnnxModel(folder / "model.onnx")
+    x, _, _ = read_named_classes(real / "val", read_json(folder / "classes.json"), "val")
+    _, e_real = runner.run(x.numpy())
+    pop = cal["threshold_population"]
+    assert pop["population"] == "real" and pop["n"] == len(e_real) and cal["split"] == "real val"
+    # the 95 % quantile of the real glyphs, not of the synthetic test split
+    assert _hand_count(e_real, cal["threshold"]) <= 0.05 < _hand_count(e_real, cal["threshold"] - 1e-4)
+    assert np.allclose(cal["id_energies"], np.sort(e_real), atol=1e-5)
+    _, e_syn = runner.run(load_glyph_data(train_corpus).splits["test"][0].numpy())
+    assert cal["id"]["flagged_at_threshold"] == pytest.approx(_hand_count(e_syn, cal["threshold"]))
+    for kind, xo in read_ood_folders(real / "val").items():
+        caught = _hand_count(runner.run(xo.numpy())[1], cal["threshold"])
+        assert pop["ood"][kind]["caught_at_threshold"] == pytest.approx(caught)
+    for name, xo in load_glyph_data(train_corpus).ood.items():
+        caught = _hand_count(runner.run(xo.numpy())[1], cal["threshold"])
+        assert cal["metrics"]["sets"][name]["caught_at_threshold"] == pytest.approx(caught)
+
+    # without real glyphs the threshold falls back to the synthetic split, and says so
+    assert main(args) == 0
+    assert load_calibration(folder)["threshold_population"]["population"] == "synthetic"
+
+
+def test_evaluate_reports_each_kind_caught_at_the_shipped_threshold(evaluated, imported_page):
+    from glyphgate.core.artifacts import load_calibration
+    from glyphgate.core.onnx_model import OnnxModel
+    from training.data_folders import read_ood_folders
+
+    r = json.loads((evaluated / "real_scans.json").read_text(encoding="utf-8"))["rendered"]
+    threshold = load_calibration(evaluated)["threshold"]
+    runner = OnnxModel(evaluated / "model.onnx")
+    for kind, xo in read_ood_folders(imported_page).items():
+        assert r["ood"][kind]["caught_at_threshold"] == pytest.approx(
+            _hand_count(runner.run(xo.numpy())[1], threshold)
+        )

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from training.synth import ood
+from training.synth import ood, ood_page
 from training.synth.corpus import DEFAULT_TOTAL, split_labels, split_sizes, synthesize
 from training.synth.faces import (
     BLACKLETTER_FILES,
@@ -136,7 +136,10 @@ def test_manifest_names_every_ood_set_and_its_kind(tiny_corpus):
     kinds = {name: info["kind"] for name, info in manifest["ood"].items()}
     assert {k for k, v in kinds.items() if v == "far"} == set(ood.FAR) | {"ood_tb"}
     assert {k for k, v in kinds.items() if v == "near"} == set(ood.NEAR) | {"ood_ta"}
-    assert manifest["ood"]["ood_ta"]["mix"] == ood.NEAR and manifest["ood"]["ood_tb"]["mix"] == ood.FAR
+    assert (
+        manifest["ood"]["ood_ta"]["mix"] == ood.COURSE_NEAR
+        and manifest["ood"]["ood_tb"]["mix"] == ood.COURSE_FAR
+    )
     for info in manifest["ood"].values():
         assert (tiny_corpus / info["file"]).is_file()
 
@@ -173,3 +176,27 @@ def test_some_scans_are_bitonal(tmp_path):
         x = np.load(f)
     bitonal = [np.isin(im, (0, 255)).all() for im in x]
     assert 0.05 < np.mean(bitonal) < 0.3
+
+
+@pytest.mark.parametrize("kind", ood_page.FAR + ood_page.NEAR)
+def test_segmenter_non_glyphs_render_with_their_kind_deterministically(kind):
+    gen = ood.GENERATORS[kind]
+    a = [gen(np.random.default_rng([3, i]), 64) for i in range(8)]
+    b = [gen(np.random.default_rng([3, i]), 64) for i in range(8)]
+    assert all(x.shape == (64, 64) and x.dtype == np.uint8 for x in a)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))  # a pure function of the seed
+    assert len({x.tobytes() for x in a}) == 8  # and seeds differ
+    assert all(int(x.max()) - int(x.min()) > 40 for x in a)  # something is drawn on the paper
+    assert ood.KIND[kind] == ("far" if kind in ood_page.FAR else "near")
+
+
+def test_solid_shapes_and_rules_are_mostly_ink_or_mostly_paper_shapes():
+    """A filled shape is a large dark connected area; a rule is long and thin: the properties
+    that make them low-complexity images likelihood models like."""
+    rng = np.random.default_rng(0)
+    dark = [np.mean(ood.GENERATORS["solid_shapes"](rng, 64) < 128) for _ in range(30)]
+    assert np.median(dark) > 0.08
+    rules = [ood.GENERATORS["rules_lines"](rng, 64) < 128 for _ in range(30)]
+    # a rule spans most of the crop in one direction (or turns a corner)
+    spans = [max(r.any(0).mean(), r.any(1).mean()) for r in rules]
+    assert np.median(spans) > 0.6

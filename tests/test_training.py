@@ -178,3 +178,17 @@ def test_icd_mode_trains_and_logs_its_loss_terms(tiny_icd_run, tmp_path):
     model = load_torch_model(out)
     assert model.mode == "icd" and model.sgld["transition_every"] == 32
     assert model.sampler().transition_every == 32
+
+
+def test_informative_init_mixes_real_glyphs_at_their_share():
+    import torch
+
+    from training.module import mix_for_init
+
+    x, y = torch.zeros(300, 1, 4, 4), torch.zeros(300, dtype=torch.long)
+    xr, yr = torch.ones(1000, 1, 4, 4), torch.ones(1000, dtype=torch.long)
+    mx, my = mix_for_init(x, y, xr, yr, 0.4, seed=0)
+    assert len(mx) == 500 and int((my == 1).sum()) == 200  # 200 real beside 300 rendered
+    assert torch.equal(mix_for_init(x, y, xr, yr, 0.4, seed=0)[0], mx)  # seeded
+    assert len(mix_for_init(x, y, xr, yr, 0.9, seed=0)[0]) == 1300  # capped at every real glyph
+    assert torch.equal(mix_for_init(x, y, xr, yr, 1.0, seed=0)[1], yr)  # real alone

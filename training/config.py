@@ -41,6 +41,9 @@ class TrainConfig:
     reinit_noise: float = 0.5  # of those restarts, the share from smooth noise instead of the init
     init: str = "informative"  # or "noise"
     init_rank: int = 16
+    # share of real training glyphs in the images the informative init is fitted on (0: the corpus
+    # alone, 1: the real glyphs alone); with --real only
+    init_real_share: float = 0.4
     # data: scan augmentations drawn per sample (training/augment.py), real glyphs mixed in at a
     # fixed share of every epoch (`glyphgate train --real`), and outlier exposure
     augment: bool = True
@@ -52,12 +55,18 @@ class TrainConfig:
     # glyphs ~ fragments, digits/punctuation ~ other symbols, blank paper, ink blots), plus the
     # real training works' own ood/ folders; every other OOD kind is an evaluation kind, never
     # seen in training. Kinds missing from a data folder are skipped.
+    # The non-glyphs of training/synth/ood_page.py split the same way: solid shapes, rules and
+    # handwriting are exposure kinds; stamps, ornaments, page edges and bleed-through are
+    # evaluation kinds, as are Greek/Cyrillic, foreign capitals and rotated/mirrored glyphs.
     exposure_kinds: tuple[str, ...] = (
         "touching_pairs",
         "half_glyphs",
         "digits_punct",
         "blank_paper",
         "ink_blots",
+        "solid_shapes",
+        "rules_lines",
+        "handwriting",
     )
     exposure_share: float = 0.125
     oe_weight: float = 0.1
@@ -91,6 +100,8 @@ class TrainConfig:
         if self.mode not in MODES:
             raise ConfigError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
         self.exposure_kinds = tuple(self.exposure_kinds or ())
+        if not 0 <= self.init_real_share <= 1:
+            raise ConfigError(f"init_real_share {self.init_real_share}: expected a value in [0, 1]")
         if not 0 <= self.real_share < 1 or not 0 <= self.exposure_share < 1:
             raise ConfigError("real_share and exposure_share: expected values in [0, 1)")
         if self.init not in ("informative", "noise"):

@@ -29,6 +29,9 @@ EXAMPLE_OOD = (
     "foreign_capitals",
     "touching_pairs",
     "rotated_mirrored",
+    "solid_shapes",
+    "rules_lines",
+    "handwriting",
 )
 
 

@@ -44,7 +44,7 @@ async function loadCalibration() {
     (calibration.accuracy === null ? "calibrated on unlabelled glyphs; "
                                    : `accuracy ${(100 * calibration.accuracy).toFixed(1)}% on held-out glyphs; `) +
     `a scan is flagged when its energy is above ${calibration.threshold.toFixed(3)} ` +
-    `(keeps ${(100 * calibration.measured_tpr).toFixed(1)}% of real glyphs).`;
+    `(keeps ${(100 * calibration.measured_tpr).toFixed(1)}% of the ${calibration.population} glyphs it was fitted on).`;
   const select = $("gen-label");
   for (const c of calibration.classes) {
     const o = document.createElement("option");

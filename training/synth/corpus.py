@@ -23,7 +23,7 @@ OUT = 64
 DEFAULT_TOTAL = 16171
 DEFAULT_OOD_PER_KIND = 600
 SPLITS = ("train", "val", "test")
-_STREAM = {"train": 1, "val": 2, "test": 3, **{k: 100 + i for i, k in enumerate(ood.FAR + ood.NEAR)}}
+_STREAM = {"train": 1, "val": 2, "test": 3, **{k: 100 + i for i, k in enumerate(ood.STREAM_ORDER)}}
 
 
 def split_sizes(total: int) -> dict[str, int]:
@@ -137,7 +137,7 @@ def synthesize(
         _preview(out / "preview" / f"ood_{kind}.png", x)
         manifest_ood[kind] = {"kind": ood.KIND[kind], "file": f"ood/{kind}.npy", "n": ood_per_kind}
     # The course's two OOD files: one near mix (ta) and one far mix (tb), round-robin over kinds.
-    for name, kinds, kind in (("ood_ta", ood.NEAR, "near"), ("ood_tb", ood.FAR, "far")):
+    for name, kinds, kind in (("ood_ta", ood.COURSE_NEAR, "near"), ("ood_tb", ood.COURSE_FAR, "far")):
         idx = [(k, i // len(kinds)) for i, k in zip(range(ood_per_kind), _cycle(kinds))]
         x = np.stack([take(k, ood_per_kind)[j] for k, j in idx])
         x = x[np.random.default_rng([seed, 7, len(name)]).permutation(len(x))]

@@ -1,7 +1,9 @@
 """Out-of-distribution suites: scans that are not one of the 42 glyph classes.
 
-far  - not a glyph at all: noise, blank paper, ink blots and stains, photo patches.
-near - printed matter that is close to a glyph but not one of the classes.
+far  - not a glyph at all: noise, blank paper, ink blots and stains, photo patches, and (ood_page)
+       solid shapes, rules and lines, gutter shadow and page edges.
+near - printed matter that is close to a glyph but not one of the classes, and (ood_page)
+       handwriting, library stamps, printers' ornaments, bleed-through.
 Each generator maps a seeded generator to one uint8 (OUT, OUT) scan; degradations are the
 same as the glyph corpus wherever paper and ink are involved, so the detector cannot win by
 spotting the synthesis instead of the content.
@@ -14,12 +16,12 @@ import functools
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import degrade
+from . import degrade, ood_page
 from .faces import CLASSES, DIGITS_PUNCT, FOREIGN_CAPITALS, GREEK_CYRILLIC, faces_for
 from .render import WORK, Setting, compose
 
-FAR = ["uniform_noise", "gaussian_noise", "blank_paper", "ink_blots", "photo_patches"]
-NEAR = [
+COURSE_FAR = ["uniform_noise", "gaussian_noise", "blank_paper", "ink_blots", "photo_patches"]
+COURSE_NEAR = [
     "foreign_capitals",
     "digits_punct",
     "greek_cyrillic",
@@ -27,6 +29,10 @@ NEAR = [
     "touching_pairs",
     "half_glyphs",
 ]
+# The course's kinds (mixed into ood_ta / ood_tb) first, then what page segmenters cut besides type.
+FAR = COURSE_FAR + ood_page.FAR
+NEAR = COURSE_NEAR + ood_page.NEAR
+STREAM_ORDER = COURSE_FAR + COURSE_NEAR + ood_page.FAR + ood_page.NEAR  # seeds stay put as kinds are added
 KIND = {**{k: "far" for k in FAR}, **{k: "near" for k in NEAR}}
 
 # Transforms that would turn a class into itself or into another class are left out.
@@ -138,4 +144,4 @@ def half_glyphs(rng, out):
     return _glyph(rng, CLASSES, out, setting=Setting(half=True, neighbours=rng.random() < 0.5))
 
 
-GENERATORS = {name: globals()[name] for name in FAR + NEAR}
+GENERATORS = {**{name: globals()[name] for name in COURSE_FAR + COURSE_NEAR}, **ood_page.GENERATORS}
