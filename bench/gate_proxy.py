@@ -37,7 +37,6 @@ def gate(ckpt: Path, data: str, real: Path, target_tpr: float = 0.95) -> dict:
         "config": {
             k: module.hparams[k] for k in ("init_real_share", "oe_m_out", "oe_weight") if k in module.hparams
         },
-        "epochs": int(module.current_epoch) if hasattr(module, "current_epoch") else None,
         "threshold": round(threshold, 4),
         "real val accuracy": round(float((pred == y).float().mean()), 4),
         "synthetic test flagged": caught(d.splits["test"][0]),

@@ -20,6 +20,7 @@ from .modes import (
     evaluation_sets,
     exposure_kinds,
     fmt,
+    mix_sets,
     mode_column,
 )
 from .real import REAL_SCANS_JSON
@@ -57,6 +58,7 @@ def write_card(
     evaluated = read_json(artifacts / REAL_SCANS_JSON) if (artifacts / REAL_SCANS_JSON).is_file() else {}
     sets = cal["metrics"]["sets"]
     exposure = exposure_kinds(cfg)
+    mixes = mix_sets(data)
     far, near_eval = evaluation_sets(cal, cfg, data)
     generation = read_json(artifacts / GENERATION_JSON) if (artifacts / GENERATION_JSON).is_file() else None
     columns = [mode_column(artifacts, run, data), mode_column(*compare, data)] if compare else []
@@ -171,9 +173,7 @@ def write_card(
         json.dumps(cfg, indent=1),
         "```",
         "",
-        "## Measured (from calibration.json)",
-        "",
-        *gate_section(cal, evaluated, exposure, Path(before) if before else None),
+        *gate_section(cal, evaluated, exposure, Path(before) if before else None, mixes),
         "## Measured (from calibration.json)",
         "",
         f"- Synthetic ID test split: accuracy **{acc:.4f}**, ECE {cal['id']['ece']:.4f} (N = {cal['id']['n']}), "
@@ -185,7 +185,7 @@ def write_card(
         "| OOD set | kind | role | caught at threshold | energy AUROC | FPR95 |",
         "|---|---|---|---|---|---|",
         *[
-            f"| {n} | {m['kind']} | {'exposure' if n in exposure else 'evaluation' if not n.startswith('all ') else ''} | "
+            f"| {n} | {m['kind']} | {'exposure' if n in exposure else 'mix' if n in mixes else 'evaluation' if not n.startswith('all ') else ''} | "
             f"{set_caught(m):.4f} | {m['scores']['energy']['auroc']:.4f} | {m['scores']['energy']['fpr95']:.4f} |"
             for n, m in {**sets, **{f"all {k}": v for k, v in cal["metrics"]["kinds"].items()}}.items()
         ],
@@ -197,7 +197,7 @@ def write_card(
             else ""
         )
         + "were seen in training as negatives; **evaluation kinds**, never seen in training: "
-        + ", ".join(sorted(n for n in sets if n not in exposure))
+        + ", ".join(sorted(n for n in sets if n not in exposure and n not in mixes))
         + " (ood_ta / ood_tb are the course's mixes and include exposure kinds).",
         "",
         "## Robustness panel",

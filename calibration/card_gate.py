@@ -89,7 +89,9 @@ def _verdict(v: float, bound, how: str) -> str:
     return f"**missed** by {gap:.3f}"
 
 
-def gate_target_rows(cal: dict, real: dict, exposure: set[str]) -> list[tuple[str, float, str, str]]:
+def gate_target_rows(
+    cal: dict, real: dict, exposure: set[str], mixes: set[str] = frozenset()
+) -> list[tuple[str, float, str, str]]:
     """(quantity, measured, target, met / missed by) for every gate target that was measured."""
     rows = []
     for name, targets in REAL_TARGETS.items():
@@ -117,6 +119,8 @@ def gate_target_rows(cal: dict, real: dict, exposure: set[str]) -> list[tuple[st
         )
     )
     for n, m in cal["metrics"]["sets"].items():
+        if n in mixes:
+            continue  # a mix of exposure and evaluation kinds: its members have their own rows
         role = "exposure" if n in exposure else "evaluation"
         if n in MUST_CATCH or m["kind"] == "far":
             bound = SYNTH_FAR_CAUGHT_MIN
@@ -131,7 +135,9 @@ def gate_target_rows(cal: dict, real: dict, exposure: set[str]) -> list[tuple[st
     return rows
 
 
-def gate_section(cal: dict, real: dict, exposure: set[str], before: Path | None) -> list[str]:
+def gate_section(
+    cal: dict, real: dict, exposure: set[str], before: Path | None, mixes: set[str] = frozenset()
+) -> list[str]:
     pop = cal.get(
         "threshold_population", {"population": "synthetic", "data": cal.get("data", "?"), "n": cal["id"]["n"]}
     )
@@ -163,7 +169,7 @@ def gate_section(cal: dict, real: dict, exposure: set[str], before: Path | None)
         "|---|---|---|---|",
         *[
             f"| {q} | {v:.4f} | {t} | {verdict} |"
-            for q, v, t, verdict in gate_target_rows(cal, real, exposure)
+            for q, v, t, verdict in gate_target_rows(cal, real, exposure, mixes)
         ],
         "",
     ]

@@ -27,13 +27,18 @@ def exposure_kinds(cfg: dict) -> set[str]:
     return set()
 
 
+def mix_sets(data: str | Path) -> set[str]:
+    """The data folder's OOD sets that mix several kinds (the course's ood_ta / ood_tb)."""
+    manifest_path = Path(data) / "classes.json"
+    manifest = read_json(manifest_path) if manifest_path.is_file() else {}
+    return {n for n, info in manifest.get("ood", {}).items() if isinstance(info, dict) and info.get("mix")}
+
+
 def evaluation_sets(cal: dict, cfg: dict, data: str | Path) -> tuple[dict, dict]:
     """(far, near) energy AUROC per set, near restricted to the evaluation sets: kinds seen as
     outlier exposure in training, and the mixes that contain them, are left out."""
     exposure = exposure_kinds(cfg)
-    manifest_path = Path(data) / "classes.json"
-    manifest = read_json(manifest_path) if manifest_path.is_file() else {}
-    mixes = {n for n, info in manifest.get("ood", {}).items() if isinstance(info, dict) and info.get("mix")}
+    mixes = mix_sets(data)
     sets = cal["metrics"]["sets"]
     far = {n: m["scores"]["energy"]["auroc"] for n, m in sets.items() if m["kind"] == "far"}
     near = {
