@@ -28,7 +28,7 @@ from training.data import load_glyph_data
 from training.data_folders import read_named_classes, read_ood_folders
 
 from . import report as rep
-from .metrics import expected_calibration_error, fit_threshold, ood_metrics, reliability
+from .metrics import caught, expected_calibration_error, fit_threshold, ood_metrics, reliability
 from .rbm import fit_rbm, free_energy
 from .real import REAL_SCANS_JSON
 from .robustness import panel_examples, robustness_panel
@@ -74,11 +74,6 @@ def _comparison_row(s_id: np.ndarray, s_ood: dict[str, np.ndarray], kinds: dict[
     for name, s in {**s_ood, **{f"all {k}": v for k, v in _kind_pool(s_ood, kinds).items()}}.items():
         row[name] = _short(ood_metrics(s_id, s))
     return row
-
-
-def caught(e: np.ndarray, threshold: float) -> float:
-    """Share of a set flagged at the threshold (energy > threshold): for OOD sets, the share caught."""
-    return float(np.mean(np.asarray(e) > threshold)) if len(e) else float("nan")
 
 
 def real_population(real: str | Path, classes: list[str], runner: OnnxModel) -> dict:

@@ -41,7 +41,7 @@ from training.data_folders import (
 
 from . import report as rep
 from .calibrate import energy_histogram
-from .metrics import expected_calibration_error, fit_threshold, ood_metrics
+from .metrics import caught, expected_calibration_error, fit_threshold, ood_metrics
 
 SCHEMA_VERSION = 1
 FEW_GLYPHS = 200  # below this a 95 % quantile rests on a handful of glyphs: the report warns
@@ -165,7 +165,7 @@ def calibrate_collection(
             "kind": "unknown",
             "n": int(len(e)),
             "fpr_at_threshold": float(np.mean(e <= threshold)),
-            "caught_at_threshold": float(np.mean(e > threshold)),
+            "caught_at_threshold": caught(e, threshold),
             "scores": {"energy": ood_metrics(e_id, e)},
         }
     pooled = np.concatenate(list(e_ood.values())) if e_ood else None
@@ -176,7 +176,7 @@ def calibrate_collection(
                 "n": int(len(pooled)),
                 "sets": list(sets),
                 "fpr_at_threshold": float(np.mean(pooled <= threshold)),
-                "caught_at_threshold": float(np.mean(pooled > threshold)),
+                "caught_at_threshold": caught(pooled, threshold),
                 "scores": {"energy": ood_metrics(e_id, pooled)},
             }
         }

@@ -63,3 +63,9 @@ def fit_threshold(s_id, target_tpr: float = 0.95) -> tuple[float, float]:
     k = int(np.ceil(target_tpr * len(s) - 1e-9))
     t = float(s[max(k, 1) - 1])
     return t, float(np.mean(s <= t))
+
+
+def caught(e, threshold: float) -> float:
+    """Share of a set flagged at the threshold (energy > threshold): for OOD sets, the share caught."""
+    e = np.asarray(e)
+    return float(np.mean(e > threshold)) if len(e) else float("nan")

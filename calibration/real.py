@@ -29,7 +29,7 @@ from glyphgate.core.onnx_model import OnnxModel
 from training.data_folders import read_named_classes, read_ood_folders
 
 from . import report as rep
-from .metrics import ood_metrics
+from .metrics import caught, ood_metrics
 
 REAL_SCANS_JSON = "real_scans.json"
 
@@ -80,7 +80,7 @@ def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: st
             "n": int(len(eo)),
             "auroc": m["auroc"],
             "fpr95": m["fpr95"],
-            "caught_at_threshold": float((eo > cal["threshold"]).mean()),
+            "caught_at_threshold": caught(eo, cal["threshold"]),
         }
 
     out = folder / "report"
@@ -98,8 +98,9 @@ def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: st
         )
     if energies:
         # the non-glyphs the gate lets through, lowest energy (most glyph-like) first
-        passed = np.concatenate([ood[k].numpy()[energies[k] <= cal["threshold"]] for k in energies])
-        e_passed = np.concatenate([energies[k][energies[k] <= cal["threshold"]] for k in energies])
+        kept = {k: e <= cal["threshold"] for k, e in energies.items()}
+        passed = np.concatenate([ood[k].numpy()[kept[k]] for k in energies])
+        e_passed = np.concatenate([energies[k][kept[k]] for k in energies])
         if len(passed):
             save_grid(passed[np.argsort(e_passed)], out / f"real_{name}_passed.png", nrow=8, limit=64)
         rep.energy_histograms(
