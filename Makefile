@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_DO_NOT_TRACK := True
 export BENTOML_HOME := $(CURDIR)/bentoml_home
 
-.PHONY: install browser lint format test test-fast serve bento data examples real-data real-eval model compare clean
+.PHONY: install browser tesseract lint format test test-fast serve bento data examples real-data real-eval peers model compare clean
 
 install: $(STAMP)
 
@@ -22,6 +22,13 @@ browser:
 	  { apt-get update -q && apt-get install -y -q chromium chromium-driver; } >/dev/null || \
 	  echo "make: could not install chromium/chromium-driver; the demo-page tests will be skipped" >&2
 
+# The peer table's OCR rows read crops with Debian's Tesseract 5 and its Fraktur models;
+# install them once when missing (needs root), else `glyphgate peers` skips those rows and says so.
+tesseract:
+	@command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx frk || \
+	  { apt-get update -q && apt-get install -y -q tesseract-ocr tesseract-ocr-frk tesseract-ocr-script-frak; } >/dev/null || \
+	  echo "make: could not install tesseract-ocr/-frk; the peer table's Tesseract rows will be skipped" >&2
+
 # ruff: lint and format check (line length 110, pyproject.toml); `make format` rewrites.
 lint: install
 	$(VENV)/bin/ruff check .
@@ -31,7 +38,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install browser lint
+test: install browser tesseract lint
 	$(PY) -m pytest -q
 
 test-fast: install lint
@@ -70,26 +77,37 @@ ifneq ($(KANT),)
 	$(GG) data import-page $(KANT)/OCR-D-GT-WORD --image $(KANT)/OCR-D-IMG-NRM --out $(KANT_DATA)-nrm
 endif
 
-# Real-page figures of a calibrated artifacts folder (report/index.html and MODEL_CARD.md show them).
+# Real-page figures of a calibrated artifacts folder (report/index.html and MODEL_CARD.md show them),
+# the shipped classifier baseline measured on the same crops.
+BASELINE := artifacts/baseline
+BASELINE_EVAL = $(if $(wildcard $(BASELINE)/calibration.json),--baseline $(BASELINE))
 real-eval: install
 ifneq ($(REAL),)
-	$(GG) evaluate --artifacts $(ARTIFACTS) --data $(REAL_DATA)/test --name vd-sbb-test \
+	$(GG) evaluate --artifacts $(ARTIFACTS) $(BASELINE_EVAL) --data $(REAL_DATA)/test --name vd-sbb-test \
 	  --source "OCR-D-GT-VD-SBB (Berlin State Library), test works of training/vd_sbb_splits.json, glyph-level PAGE-XML; CC BY-SA 4.0"
 endif
 ifneq ($(KANT),)
-	$(GG) evaluate --artifacts $(ARTIFACTS) --data $(KANT_DATA)-bin --name kant-bin \
+	$(GG) evaluate --artifacts $(ARTIFACTS) $(BASELINE_EVAL) --data $(KANT_DATA)-bin --name kant-bin \
 	  --source "Kant, Was ist Aufklärung?, Berlinische Monatsschrift 1784, pp. 0017+0020, binarised; Deutsches Textarchiv via OCR-D assets, CC BY-SA 4.0"
-	$(GG) evaluate --artifacts $(ARTIFACTS) --data $(KANT_DATA)-nrm --name kant-nrm \
+	$(GG) evaluate --artifacts $(ARTIFACTS) $(BASELINE_EVAL) --data $(KANT_DATA)-nrm --name kant-nrm \
 	  --source "Kant, Was ist Aufklärung?, Berlinische Monatsschrift 1784, pp. 0017+0020, greyscale; Deutsches Textarchiv via OCR-D assets, CC BY-SA 4.0"
 endif
+
+# The gate beside its peers (baseline, Mahalanobis/kNN features, Tesseract) on the real test
+# collections: peers.json, shown by the report and the card.
+PEER_SETS = $(if $(REAL),--collection vd-sbb-test=$(REAL_DATA)/test) \
+	$(if $(KANT),--collection kant-bin=$(KANT_DATA)-bin --collection kant-nrm=$(KANT_DATA)-nrm)
+peers: install tesseract
+	$(if $(strip $(PEER_SETS)),$(GG) peers --artifacts $(ARTIFACTS) --baseline $(BASELINE) --data $(DATA) \
+	  $(REAL_FLAG) $(PEER_SETS),@echo "make peers: no real pages (REAL/KANT empty); nothing to measure")
 
 # The shipped default model, made only by the project's own commands (about 40 minutes on
 # 2 CPU cores): corpus + real glyphs -> JEM (MODE: jem, or icd = JEM trained with improved
 # contrastive divergence) -> classifier baseline (same data and epochs) -> export -> calibrate
-# -> real-page figures -> generation figures -> card.
+# -> real-page figures -> peer table -> generation figures -> card. The classifier baseline
+# ships beside it in artifacts/baseline, calibrated the same way.
 MODE ?= jem
 OTHER ?= $(if $(filter icd,$(MODE)),jem,icd)
-BASELINE := $(RUNS)/default-classifier/artifacts
 OTHER_ART := $(RUNS)/default-$(OTHER)/artifacts
 COMPARE_FLAG = $(if $(wildcard $(OTHER_ART)/generation.json),--compare $(OTHER_ART) $(RUNS)/default-$(OTHER))
 BEFORE := $(RUNS)/before
@@ -98,7 +116,7 @@ CARD = $(GG) card --artifacts $(ARTIFACTS) --run $(RUNS)/default-$(MODE) --data 
 	  --baseline-run $(RUNS)/default-classifier $(COMPARE_FLAG) $(BEFORE_FLAG)
 
 # The model being replaced keeps its gate figures in $(BEFORE) for the card's before/after table.
-model: install
+model: install tesseract
 	mkdir -p $(BEFORE)
 	-cp $(ARTIFACTS)/calibration.json $(ARTIFACTS)/real_scans.json $(BEFORE)/
 	$(GG) data synth --out $(DATA)
@@ -107,8 +125,10 @@ model: install
 	$(GG) train --data $(DATA) $(REAL_FLAG) --out $(RUNS)/default-classifier --mode classifier
 	$(GG) export --ckpt $(RUNS)/default-$(MODE)/checkpoints/last.ckpt --out $(ARTIFACTS)
 	$(GG) export --ckpt $(RUNS)/default-classifier/checkpoints/last.ckpt --out $(BASELINE)
+	$(GG) calibrate --artifacts $(BASELINE) --data $(DATA) --no-rbm $(CAL_REAL_FLAG)
 	$(GG) calibrate --artifacts $(ARTIFACTS) --data $(DATA) --baseline $(BASELINE) $(CAL_REAL_FLAG)
 	$(MAKE) real-eval
+	$(MAKE) peers
 	$(GG) generate --evaluate --ckpt $(ARTIFACTS) --baseline $(BASELINE) --data $(DATA) --out $(ARTIFACTS)/generation.json
 	$(CARD)
 

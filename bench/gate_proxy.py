@@ -35,7 +35,18 @@ def gate(ckpt: Path, data: str, real: Path, target_tpr: float = 0.95) -> dict:
     return {
         "run": str(ckpt.parents[1]),
         "config": {
-            k: module.hparams[k] for k in ("init_real_share", "oe_m_out", "oe_weight") if k in module.hparams
+            k: module.hparams[k]
+            for k in (
+                "mode",
+                "init_real_share",
+                "oe_m_out",
+                "oe_weight",
+                "px_weight",
+                "px_plain",
+                "sam_rho",
+                "generative_warmup_epochs",
+            )
+            if k in module.hparams
         },
         "threshold": round(threshold, 4),
         "real val accuracy": round(float((pred == y).float().mean()), 4),

@@ -28,7 +28,14 @@ from training.data import load_glyph_data
 from training.data_folders import read_named_classes, read_ood_folders
 
 from . import report as rep
-from .metrics import caught, expected_calibration_error, fit_threshold, ood_metrics, reliability
+from .metrics import (
+    caught,
+    expected_calibration_error,
+    fit_temperature,
+    fit_threshold,
+    ood_metrics,
+    reliability,
+)
 from .rbm import fit_rbm, free_energy
 from .real import REAL_SCANS_JSON
 from .robustness import panel_examples, robustness_panel
@@ -144,9 +151,12 @@ def calibrate(
         f"scored {sum(len(v) for v in sets.values())} images with 4 score functions in {time.perf_counter() - t0:.1f} s"
     )
     s_id = scores.pop(split)
-    probs = softmax(logits[split])
     pop = real_population(real, classes, runner) if real else None
     e_fit = pop["energy"] if pop else s_id["energy"]
+    # The confidence's temperature comes from the same glyphs as the threshold.
+    temperature = fit_temperature(*((pop["logits"], pop["y"]) if pop else (logits[split], y_id)))
+    probs = softmax(logits[split], temperature)
+    log(f"temperature {temperature:.4f} (softmax(logits / T) for confidence and top_k)")
     threshold, measured_tpr = fit_threshold(e_fit, target_tpr)
     log(
         f"threshold fitted on {'the real validation glyphs of ' + str(real) if pop else 'the synthetic ' + split + ' split'} "
@@ -212,6 +222,8 @@ def calibrate(
             "data": pop["data"],
             "n": int(len(pop["y"])),
             "accuracy": float(np.mean(pop["logits"].argmax(1) == pop["y"])),
+            "ece_raw": expected_calibration_error(softmax(pop["logits"]), pop["y"]),
+            "ece": expected_calibration_error(softmax(pop["logits"], temperature), pop["y"]),
             "flagged_at_threshold": caught(pop["energy"], threshold),
             "ood": {
                 k: {
@@ -231,6 +243,7 @@ def calibrate(
         "threshold": threshold,
         "target_tpr": target_tpr,
         "measured_tpr": measured_tpr,
+        "temperature": temperature,
         "split": "real val" if pop else split,
         "threshold_population": population,
         "model_sha256": sha256(folder / MODEL_ONNX),
@@ -239,6 +252,7 @@ def calibrate(
             "n": int(len(y_id)),
             "accuracy": float(np.mean(probs.argmax(1) == y_id)),
             "ece": expected_calibration_error(probs, y_id),
+            "ece_raw": expected_calibration_error(softmax(logits[split]), y_id),
             "flagged_at_threshold": caught(s_id["energy"], threshold),
             "energy_quantiles": {
                 q: float(np.quantile(s_id["energy"], float(q))) for q in ("0.01", "0.5", "0.95", "0.99")
@@ -286,7 +300,12 @@ def write_report(out: Path, cal: dict, comparison: dict, x_id, s_id, scores, x_o
         cal["threshold"],
     )
     rep.roc_curves(out / "roc_curves.png", s_id, scores, kinds)
-    rep.reliability_diagram(out / "reliability.png", rel, cal["id"]["ece"])
+    rep.reliability_diagram(
+        out / "reliability.png",
+        rel,
+        cal["id"]["ece"],
+        f"synthetic {cal['id']['n']} ID glyphs, T = {cal['temperature']:.2f}",
+    )
     save_grid(x_id[np.argsort(-s_id["energy"])], out / "false_alarms.png", nrow=8, limit=64)
     save_grid(panel_examples(x_id), out / "robustness_examples.png", nrow=8)
     figures = {

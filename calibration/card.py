@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from glyphgate.core.artifacts import load_calibration, read_json
+from glyphgate.core.artifacts import PEERS_JSON, load_calibration, read_json
 from training.data import load_glyph_data
 from training.page_import import VD_SBB_SPLITS
 
 from .card_gate import REAL_TARGETS, gate_section, set_caught
+from .card_peers import baseline_lines, peers_section, tried_section
 from .modes import (
     GEN_STEPS,
     GENERATION_JSON,
@@ -61,6 +62,8 @@ def write_card(
     mixes = mix_sets(data)
     far, near_eval = evaluation_sets(cal, cfg, data)
     generation = read_json(artifacts / GENERATION_JSON) if (artifacts / GENERATION_JSON).is_file() else None
+    peers = read_json(artifacts / PEERS_JSON) if (artifacts / PEERS_JSON).is_file() else None
+    shipped_baseline = next((b["artifacts"] for b in cal.get("baselines", [])), None)
     columns = [mode_column(artifacts, run, data), mode_column(*compare, data)] if compare else []
     acc = cal["id"]["accuracy"]
     cmp = cal["comparison"]
@@ -117,20 +120,38 @@ def write_card(
         *(
             [
                 f"glyphgate train --data {data}{real_flag} --out {baseline_run} --mode classifier",
-                f"glyphgate export --ckpt {baseline_run}/checkpoints/last.ckpt --out {baseline_run}/artifacts",
+                f"glyphgate export --ckpt {baseline_run}/checkpoints/last.ckpt --out {shipped_baseline}",
+                f"glyphgate calibrate --artifacts {shipped_baseline} --data {data} --no-rbm"
+                + (
+                    f" --real {real}"
+                    if cal.get("threshold_population", {}).get("population") == "real"
+                    else ""
+                ),
             ]
-            if baseline_run
+            if baseline_run and shipped_baseline
             else []
         ),
         f"glyphgate export --ckpt {run}/checkpoints/last.ckpt --out {artifacts}",
         f"glyphgate calibrate --artifacts {artifacts} --data {data}"
-        + (f" --baseline {baseline_run}/artifacts" if baseline_run else "")
+        + (f" --baseline {shipped_baseline}" if shipped_baseline else "")
         + (f" --real {real}" if cal.get("threshold_population", {}).get("population") == "real" else ""),
         *(
             [
-                f"glyphgate evaluate --artifacts {artifacts} --data {r.get('data', '<imported pages>')} --name {n}"
+                f"glyphgate evaluate --artifacts {artifacts}"
+                + (f" --baseline {r['baseline']['artifacts']}" if "baseline" in r else "")
+                + f" --data {r.get('data', '<imported pages>')} --name {n}"
                 for n, r in evaluated.items()
             ]
+        ),
+        *(
+            [
+                f"glyphgate peers --artifacts {artifacts} --baseline {peers['models']['baseline']['artifacts']} "
+                f"--data {data}"
+                + (f" --real {real}" if real else "")
+                + "".join(f" --collection {n}={t['data']}" for n, t in peers["collections"].items())
+            ]
+            if peers and "baseline" in peers["models"]
+            else []
         ),
         *(
             [
@@ -176,7 +197,8 @@ def write_card(
         *gate_section(cal, evaluated, exposure, Path(before) if before else None, mixes),
         "## Measured (from calibration.json)",
         "",
-        f"- Synthetic ID test split: accuracy **{acc:.4f}**, ECE {cal['id']['ece']:.4f} (N = {cal['id']['n']}), "
+        f"- Synthetic ID test split: accuracy **{acc:.4f}**, ECE {cal['id'].get('ece_raw', cal['id']['ece']):.4f} raw, "
+        f"{cal['id']['ece']:.4f} at the temperature T = {cal.get('temperature', 1.0):.3f} (N = {cal['id']['n']}), "
         f"flagged at the shipped threshold {cal['id'].get('flagged_at_threshold', 1 - cal['measured_tpr']):.4f}.",
         f"- Threshold: energy > **{cal['threshold']:.4f}** flags a scan; it keeps {cal['measured_tpr']:.4f} of the "
         f"{cal.get('threshold_population', {}).get('population', 'synthetic')} glyphs it was fitted on "
@@ -216,6 +238,9 @@ def write_card(
         "",
         *_real_section(evaluated),
         "",
+        *baseline_lines(evaluated),
+        *peers_section(peers),
+        *tried_section(),
         *_generation_section(generation),
         *_modes_section(columns, command),
         "## Against the targets",

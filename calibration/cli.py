@@ -146,12 +146,22 @@ def add_evaluate_arguments(p):
     )
     p.add_argument("--name", required=True, help="name of this collection in real_scans.json (e.g. kant-bin)")
     p.add_argument("--source", default="", help="where the pages come from and their licence, for the card")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="ARTIFACTS",
+        help="a second calibrated artifacts folder (the shipped classifier baseline) measured on the same crops",
+    )
 
 
 def evaluate(args) -> int:
     from .real import evaluate_real, summary_line
 
-    print(summary_line(args.name, evaluate_real(args.artifacts, args.data, args.name, args.source)))
+    print(
+        summary_line(
+            args.name, evaluate_real(args.artifacts, args.data, args.name, args.source, args.baseline)
+        )
+    )
     print(f"wrote {args.artifacts}/real_scans.json")
     return 0
 
@@ -195,4 +205,58 @@ def _calibrate_collection(args) -> int:
             f"  {name}: AUROC {e['auroc']:.4f}, FPR95 {e['fpr95']:.4f}, caught at threshold {m['caught_at_threshold']:.4f} (N = {m['n']})"
         )
     print(f"wrote {args.artifacts}/calibration.json and {args.artifacts}/report/index.html")
+    return 0
+
+
+def add_peers_arguments(p):
+    p.add_argument(
+        "--artifacts", required=True, help="the calibrated JEM artifacts folder; peers.json goes there"
+    )
+    p.add_argument("--baseline", required=True, help="the calibrated classifier baseline's artifacts folder")
+    p.add_argument("--data", required=True, help="the corpus the models were trained on (its train split)")
+    p.add_argument(
+        "--real",
+        default=None,
+        metavar="DIR",
+        help="real glyphs from `import-page --split-by-work`: DIR/train joins the feature detectors' fit",
+    )
+    p.add_argument(
+        "--collection",
+        action="append",
+        required=True,
+        metavar="NAME=DIR",
+        help="a folder from `glyphgate data import-page` (<class>/ and ood/<kind>/) to measure; repeatable",
+    )
+    p.add_argument("--no-ocr", action="store_true", help="leave out the Tesseract rows")
+    p.add_argument("--jobs", type=int, default=2, help="Tesseract processes at once (default 2)")
+
+
+def peers(args) -> int:
+    from glyphgate.core.artifacts import PEERS_JSON
+    from glyphgate.core.errors import DataError
+
+    from .peers import gate_row
+    from .peers import peers as run
+
+    collections = {}
+    for item in args.collection:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise DataError(f"--collection {item!r}: expected NAME=DIR")
+        collections[name] = folder
+    out = run(args.artifacts, args.baseline, args.data, args.real, collections, not args.no_ocr, args.jobs)
+    for name, table in out["collections"].items():
+        kinds = sorted({k for r in table["rows"].values() for k in r["auroc"]})
+        print(
+            f"{name} ({table['n_glyphs']} glyphs): accuracy | AUROC / caught at {out['flag_share']:.0%} flagged: "
+            + ", ".join(kinds)
+        )
+        for row, r in table["rows"].items():
+            mark = "*" if row == gate_row(table) else " "
+            acc = "  —   " if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+            cells = "  ".join(f"{r['auroc'][k]:.3f}/{r['caught'][k]:.2f}" for k in kinds)
+            print(f" {mark}{row:34s} {acc}  {cells}")
+    for b in out["beaten"]:
+        print(f"{b['collection']}: {b['peer']} ranks {b['kind']} above the gate by {b['by']:.3f} AUROC")
+    print(f"wrote {args.artifacts}/{PEERS_JSON}")
     return 0

@@ -41,7 +41,7 @@ from training.data_folders import (
 
 from . import report as rep
 from .calibrate import energy_histogram
-from .metrics import caught, expected_calibration_error, fit_threshold, ood_metrics
+from .metrics import caught, expected_calibration_error, fit_temperature, fit_threshold, ood_metrics
 
 SCHEMA_VERSION = 1
 FEW_GLYPHS = 200  # below this a 95 % quantile rests on a handful of glyphs: the report warns
@@ -78,10 +78,11 @@ def reference_metrics(folder: Path) -> dict | None:
     except DataError:
         return None  # made for another model: nothing to compare with
     if old.get("reference"):
-        return old["reference"]
+        return {**old["reference"], "temperature": old.get("temperature", 1.0)}
     return {
         "data": old.get("data"),
         "threshold": old["threshold"],
+        "temperature": old.get("temperature", 1.0),
         "id": old["id"],
         "metrics": old["metrics"],
     }
@@ -184,6 +185,11 @@ def calibrate_collection(
         else {}
     )
     accuracy = float(np.mean(logits.argmax(1) == y)) if y is not None else None
+    # labelled glyphs refit the confidence's temperature; unlabelled ones keep the one in place
+    reference = reference_metrics(folder)
+    temperature = (
+        fit_temperature(logits, y) if y is not None else float((reference or {}).get("temperature", 1.0))
+    )
     cal = {
         "schema_version": SCHEMA_VERSION,
         "score": "energy",
@@ -192,6 +198,7 @@ def calibrate_collection(
         "target_tpr": target_tpr,
         "target_fpr": target_fpr,
         "measured_tpr": measured_tpr,
+        "temperature": temperature,
         "split": "collection",
         "threshold_population": {"population": "collection", "data": str(data), "n": int(len(e_id))},
         "model_sha256": sha256(folder / MODEL_ONNX),
@@ -199,7 +206,8 @@ def calibrate_collection(
         "id": {
             "n": int(len(e_id)),
             "accuracy": accuracy,
-            "ece": expected_calibration_error(softmax(logits), y) if y is not None else None,
+            "ece": expected_calibration_error(softmax(logits, temperature), y) if y is not None else None,
+            "ece_raw": expected_calibration_error(softmax(logits), y) if y is not None else None,
             "energy_quantiles": {
                 q: float(np.quantile(e_id, float(q))) for q in ("0.01", "0.5", "0.95", "0.99")
             },
@@ -219,7 +227,7 @@ def calibrate_collection(
             "unknown_as_ood": unknown_as_ood,
             "warning": warning,
         },
-        "reference": reference_metrics(folder),
+        "reference": reference,
         "baselines": [],
         "data": str(data),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -52,6 +52,23 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(np.sum(r["count"] / len(labels) * np.abs(r["accuracy"] - r["confidence"])))
 
 
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature scaling (Guo et al. 2017): the T > 0 minimising the negative log-likelihood
+    of softmax(logits / T) on labelled glyphs. One scalar, so the ranking, the labels and the
+    energy gate (on the raw logits) are untouched; only the confidence moves."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
+    if len(labels) == 0:
+        raise ValueError("fit_temperature needs labelled glyphs")
+
+    def nll(log_t: float) -> float:
+        return float(-log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean())
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x))
+
+
 def fit_threshold(s_id, target_tpr: float = 0.95) -> tuple[float, float]:
     """Threshold t with flag = score > t keeping at least `target_tpr` of ID; returns (t, measured TPR).
 

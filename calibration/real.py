@@ -19,22 +19,60 @@ import numpy as np
 from glyphgate.core.artifacts import (
     CLASSES_JSON,
     MODEL_ONNX,
+    PEERS_JSON,
     load_calibration,
     read_json,
     require,
 )
 from glyphgate.core.errors import DataError
 from glyphgate.core.grid import save_grid
-from glyphgate.core.onnx_model import OnnxModel
+from glyphgate.core.onnx_model import OnnxModel, softmax
 from training.data_folders import read_named_classes, read_ood_folders
 
 from . import report as rep
-from .metrics import caught, ood_metrics
+from .metrics import caught, expected_calibration_error, ood_metrics, reliability
 
 REAL_SCANS_JSON = "real_scans.json"
 
 
-def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: str = "") -> dict:
+def measure(folder: Path, x: np.ndarray, y: np.ndarray, ood: dict[str, np.ndarray]) -> dict:
+    """One calibrated model on one collection's crops: accuracy, ECE before and after the
+    temperature, glyphs flagged at its shipped threshold, and each OOD kind caught and ranked."""
+    cal = load_calibration(folder)
+    runner = OnnxModel(folder / MODEL_ONNX, cpu_only=True)
+    logits, energy = runner.run(x, batch=256)
+    temperature = cal.get("temperature", 1.0)
+    probs = softmax(logits, temperature)
+    energies = {kind: runner.run(xo, batch=256)[1] for kind, xo in ood.items()}
+    return {
+        "artifacts": str(folder),
+        "model_sha256": cal["model_sha256"],
+        "accuracy": float((logits.argmax(1) == y).mean()),
+        "temperature": temperature,
+        "ece_raw": expected_calibration_error(softmax(logits), y),
+        "ece": expected_calibration_error(probs, y),
+        "flagged_at_threshold": caught(energy, cal["threshold"]),
+        "threshold": cal["threshold"],
+        "ood": {
+            kind: {
+                "n": int(len(eo)),
+                **{k: m for k, m in ood_metrics(energy, eo).items() if k in ("auroc", "fpr95")},
+                "caught_at_threshold": caught(eo, cal["threshold"]),
+            }
+            for kind, eo in energies.items()
+        },
+        # kept for the figures, dropped before writing
+        "_logits": logits,
+        "_energy": energy,
+        "_energies": energies,
+        "_probs": probs,
+    }
+
+
+def evaluate_real(
+    artifacts: str | Path, data: str | Path, name: str, source: str = "", baseline: str | Path | None = None
+) -> dict:
+    """The shipped model (and with `baseline`, a second calibrated model on the same crops)."""
     folder = require(artifacts, MODEL_ONNX, CLASSES_JSON)
     cal = load_calibration(folder)
     classes = read_json(folder / CLASSES_JSON)
@@ -44,11 +82,12 @@ def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: st
     x, y, unknown = read_named_classes(data, classes, f"{name} glyphs")
     if len(x) == 0:
         raise DataError(f"{data}: no glyphs of the model's classes")
-    ood = read_ood_folders(data)
-    runner = OnnxModel(folder / MODEL_ONNX, cpu_only=True)
-    logits, energy = runner.run(x.numpy(), batch=256)
+    x, y = x.numpy(), y.numpy()
+    ood = {k: v.numpy() for k, v in read_ood_folders(data).items()}
+    m = measure(folder, x, y, ood)
+    logits, energy, energies = m.pop("_logits"), m.pop("_energy"), m.pop("_energies")
+    probs = m.pop("_probs")
     pred = logits.argmax(1)
-    y = y.numpy()
     flagged = energy > cal["threshold"]
     per_class = {
         classes[c]: {
@@ -63,35 +102,30 @@ def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: st
         "source": source or str(data),
         "n_glyphs": int(len(y)),
         "n_classes": len(per_class),
-        "accuracy": float((pred == y).mean()),
-        "flagged_at_threshold": float(flagged.mean()),
-        "threshold": cal["threshold"],
-        "ood": {},
+        **{
+            k: m[k]
+            for k in ("accuracy", "ece_raw", "ece", "temperature", "flagged_at_threshold", "threshold")
+        },
+        "ood": m["ood"],
         "unknown_classes": unknown,
         "per_class": per_class,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    energies = {}
-    for kind, xo in ood.items():
-        _, eo = runner.run(xo.numpy(), batch=256)
-        energies[kind] = eo
-        m = ood_metrics(energy, eo)
-        result["ood"][kind] = {
-            "n": int(len(eo)),
-            "auroc": m["auroc"],
-            "fpr95": m["fpr95"],
-            "caught_at_threshold": caught(eo, cal["threshold"]),
-        }
+    if baseline is not None:
+        bfolder = require(baseline, MODEL_ONNX, CLASSES_JSON)
+        if read_json(bfolder / CLASSES_JSON) != classes:
+            raise DataError(f"{bfolder}: its classes differ from {folder / CLASSES_JSON}")
+        result["baseline"] = {k: v for k, v in measure(bfolder, x, y, ood).items() if not k.startswith("_")}
 
     out = folder / "report"
     out.mkdir(parents=True, exist_ok=True)
     wrong = np.flatnonzero((pred != y) | flagged)
     order = wrong[np.argsort(-energy[wrong])]
-    save_grid(x.numpy()[order], out / f"real_{name}_misses.png", nrow=8, limit=64)
+    save_grid(x[order], out / f"real_{name}_misses.png", nrow=8, limit=64)
     flagged_glyphs = np.flatnonzero(flagged)
     if len(flagged_glyphs):  # the real glyphs the gate flags, highest energy first
         save_grid(
-            x.numpy()[flagged_glyphs[np.argsort(-energy[flagged_glyphs])]],
+            x[flagged_glyphs[np.argsort(-energy[flagged_glyphs])]],
             out / f"real_{name}_flagged.png",
             nrow=8,
             limit=64,
@@ -99,20 +133,34 @@ def evaluate_real(artifacts: str | Path, data: str | Path, name: str, source: st
     if energies:
         # the non-glyphs the gate lets through, lowest energy (most glyph-like) first
         kept = {k: e <= cal["threshold"] for k, e in energies.items()}
-        passed = np.concatenate([ood[k].numpy()[kept[k]] for k in energies])
+        passed = np.concatenate([ood[k][kept[k]] for k in energies])
         e_passed = np.concatenate([energies[k][kept[k]] for k in energies])
         if len(passed):
             save_grid(passed[np.argsort(e_passed)], out / f"real_{name}_passed.png", nrow=8, limit=64)
         rep.energy_histograms(
             out / f"real_{name}_energy.png", energy, energies, {k: "real" for k in energies}, cal["threshold"]
         )
+    rep.reliability_diagram(
+        out / f"real_{name}_reliability.png",
+        reliability(probs, y),
+        result["ece"],
+        f"{name}, T = {result['temperature']:.2f}; before T: ECE {result['ece_raw']:.3f}",
+    )
     path = folder / REAL_SCANS_JSON
     everything = read_json(path) if path.is_file() else {}
     everything[name] = result
     path.write_text(json.dumps(everything, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     figures = out / "figures.json"
     if figures.is_file():
-        rep.write_index(out / "index.html", cal, cal["comparison"], read_json(figures), everything)
+        peers = folder / PEERS_JSON
+        rep.write_index(
+            out / "index.html",
+            cal,
+            cal["comparison"],
+            read_json(figures),
+            everything,
+            read_json(peers) if peers.is_file() else None,
+        )
     return result
 
 
@@ -121,7 +169,18 @@ def summary_line(name: str, r: dict) -> str:
         f"{k} caught {v['caught_at_threshold']:.1%} (AUROC {v['auroc']:.3f})"
         for k, v in sorted(r["ood"].items())
     )
-    return (
+    line = (
         f"{name}: {r['n_glyphs']} glyphs of {r['n_classes']} classes: accuracy {r['accuracy']:.4f}, "
+        f"ECE {r['ece_raw']:.4f} -> {r['ece']:.4f} at T = {r['temperature']:.3f}, "
         f"flagged {r['flagged_at_threshold']:.1%} at the threshold {r['threshold']:.3f}; {ood or 'no OOD kinds'}"
     )
+    if b := r.get("baseline"):
+        line += (
+            f"\n  baseline {b['artifacts']}: accuracy {b['accuracy']:.4f}, ECE {b['ece']:.4f}, "
+            f"flagged {b['flagged_at_threshold']:.1%}; "
+            + "; ".join(
+                f"{k} caught {v['caught_at_threshold']:.1%} (AUROC {v['auroc']:.3f})"
+                for k, v in sorted(b["ood"].items())
+            )
+        )
+    return line

@@ -69,7 +69,7 @@ def roc_curves(path: Path, scores_id: dict, scores_ood: dict, kinds: dict) -> No
     plt.close(fig)
 
 
-def reliability_diagram(path: Path, rel: dict, ece: float) -> None:
+def reliability_diagram(path: Path, rel: dict, ece: float, title: str = "ID test") -> None:
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     centres = (rel["edges"][:-1] + rel["edges"][1:]) / 2
     width = rel["edges"][1] - rel["edges"][0]
@@ -78,7 +78,7 @@ def reliability_diagram(path: Path, rel: dict, ece: float) -> None:
     ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label="perfect calibration")
     ax.set_xlabel("confidence (max softmax)")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"Reliability on ID test (ECE {ece:.3f})")
+    ax.set_title(f"Reliability, {title} (ECE {ece:.3f})", fontsize=9)
     ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -96,23 +96,34 @@ def _real_section(real_scans: dict) -> str:
         return "<p>No real pages evaluated (<code>glyphgate evaluate</code> writes them here).</p>"
     kinds = sorted({k for r in real_scans.values() for k in r["ood"]})
     table = _table(
-        ["collection", "glyphs", "classes", "accuracy", "glyphs flagged at threshold"]
+        [
+            "collection",
+            "model",
+            "glyphs",
+            "classes",
+            "accuracy",
+            "ECE raw → at T",
+            "glyphs flagged at threshold",
+        ]
         + [f"{k}: caught at threshold / AUROC" for k in kinds],
         [
             [
                 html.escape(n),
+                who,
                 r["n_glyphs"],
                 r["n_classes"],
-                f"{r['accuracy']:.4f}",
-                f"{r['flagged_at_threshold']:.4f}",
+                f"{m['accuracy']:.4f}",
+                f"{m['ece_raw']:.3f} → {m['ece']:.3f}" if "ece_raw" in m else "",
+                f"{m['flagged_at_threshold']:.4f}",
             ]
             + [
-                f"{r['ood'][k].get('caught_at_threshold', float('nan')):.3f} / {r['ood'][k]['auroc']:.3f}"
-                if k in r["ood"]
+                f"{m['ood'][k].get('caught_at_threshold', float('nan')):.3f} / {m['ood'][k]['auroc']:.3f}"
+                if k in m["ood"]
                 else ""
                 for k in kinds
             ]
             for n, r in real_scans.items()
+            for who, m in [("this model", r), *([("baseline", r["baseline"])] if "baseline" in r else [])]
         ],
     )
     sources = "".join(
@@ -122,13 +133,53 @@ def _real_section(real_scans: dict) -> str:
         f"<h3>{html.escape(n)}: real glyphs flagged or mislabelled, highest energy first "
         "(made on the machine that has the pages; not in the repository)</h3>"
         f"<img src='real_{html.escape(n)}_misses.png' alt='{html.escape(n)} misses'>"
+        f"<h3>{html.escape(n)}: reliability of the confidence at the fitted temperature</h3>"
+        f"<img src='real_{html.escape(n)}_reliability.png' alt='{html.escape(n)} reliability'>"
         for n in real_scans
     )
     return f"{table}<ul>{sources}</ul>{figs}"
 
 
+def _peers_section(peers: dict | None) -> str:
+    if not peers:
+        return "<p>Not measured (<code>glyphgate peers</code> writes them here).</p>"
+    parts = [
+        f"<p>Each row's threshold flags {peers['flag_share']:.0%} of the collection's glyphs; cells are AUROC / "
+        "caught at that threshold. Mahalanobis and kNN: pytorch-ood on each network's penultimate features, "
+        f"fitted on {peers['fit']['n']} training glyphs.</p>"
+    ]
+    if skipped := peers["ocr"].get("skipped"):
+        parts.append(f"<p>Tesseract rows not measured: {html.escape(skipped)}.</p>")
+    for name, table in peers["collections"].items():
+        kinds = sorted({k for r in table["rows"].values() for k in r["auroc"]})
+        parts.append(f"<h3>{html.escape(name)} ({table['n_glyphs']} glyphs)</h3>")
+        parts.append(
+            _table(
+                ["score", "accuracy", "flagged"] + kinds,
+                [
+                    [
+                        html.escape(row),
+                        "—" if r["accuracy"] is None else f"{r['accuracy']:.4f}",
+                        f"{r['flagged']:.3f}",
+                    ]
+                    + [
+                        f"{r['auroc'][k]:.3f} / {r['caught'][k]:.3f}" if k in r["auroc"] else ""
+                        for k in kinds
+                    ]
+                    for row, r in table["rows"].items()
+                ],
+            )
+        )
+    return "".join(parts)
+
+
 def write_index(
-    path: Path, cal: dict, comparison: dict, figures: dict[str, str], real_scans: dict | None = None
+    path: Path,
+    cal: dict,
+    comparison: dict,
+    figures: dict[str, str],
+    real_scans: dict | None = None,
+    peers: dict | None = None,
 ) -> None:
     """index.html: summary, per-set metrics of every score, the detector comparison, figures."""
     sets = cal["metrics"]["sets"]
@@ -258,6 +309,7 @@ higher = more OOD. AUROC and AUPR-out take OOD as positive; AUPR-in and FPR95 ta
 <p>Each row re-cuts or degrades every test glyph as a real pipeline would, then re-applies the one
 preprocessing function; Δ is the change from clean in points.</p>{robust}
 <h2>Real pages</h2>{real}
+<h2>Peers on real pages (<code>glyphgate peers</code>)</h2>{_peers_section(peers)}
 <h2>Figures</h2>{figs}
 </body></html>
 """,

@@ -53,6 +53,11 @@ COMMANDS = {
         "evaluate",
         "measure accuracy, flag rate and AUROC on glyphs imported from real pages",
     ),
+    ("peers",): (
+        "calibration.cli",
+        "peers",
+        "the gate beside its peers on real pages: baseline, feature-space detectors, Tesseract",
+    ),
     ("card",): (
         "calibration.cli",
         "card",

@@ -149,6 +149,7 @@ class Gate:
             self.calibration["classes"],
             self.calibration["threshold"],
             SETTINGS.ort_threads,
+            temperature=self.calibration.get("temperature", 1.0),
             cal_energies=self.calibration.get("id_energies"),
         )
         # Everything loaded so far lives as long as the worker: keep it out of the garbage

@@ -7,6 +7,7 @@ from PIL import Image
 
 from calibration.metrics import (
     expected_calibration_error,
+    fit_temperature,
     fit_threshold,
     fpr_at_tpr,
     ood_metrics,
@@ -35,6 +36,23 @@ def test_ece_matches_a_hand_computed_case():
     labels = np.array([0, 1, 0])
     # bin 0.9: accuracy 1/2, confidence 0.9 -> 0.4 * 2/3; bin 0.6: accuracy 1, confidence 0.6 -> 0.4 * 1/3
     assert expected_calibration_error(probs, labels) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("true_t", [0.5, 1.0, 3.0])
+def test_temperature_recovers_how_overconfident_the_logits_are(true_t):
+    """Labels drawn from softmax(z); logits handed over as z / T: the fit must find T again, and
+    the confidence it gives is calibrated where the raw one is not."""
+    from glyphgate.core.onnx_model import softmax
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(scale=3.0, size=(20000, 10))
+    labels = np.array([rng.choice(10, p=p) for p in softmax(z)])
+    logits = z / true_t
+    t = fit_temperature(logits, labels)
+    assert t == pytest.approx(1 / true_t, rel=0.05)
+    assert expected_calibration_error(softmax(logits, t), labels) < 0.02
+    if true_t != 1.0:
+        assert expected_calibration_error(softmax(logits), labels) > 0.05
 
 
 @pytest.mark.parametrize("n", [37, 1000, 2426])
@@ -151,3 +169,33 @@ def test_calibrate_without_an_export_is_a_one_line_error(tmp_path, tiny_corpus, 
     assert main(["calibrate", "--artifacts", str(tmp_path / "a"), "--data", str(tiny_corpus)]) == 2
     err = capsys.readouterr().err
     assert "missing model.onnx, model.pt, classes.json" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_confidence_and_top_k_follow_the_calibrated_temperature(tiny_calibrated, train_corpus, tmp_path):
+    """The temperature in calibration.json reaches what a user reads; label and energy stay."""
+    from glyphgate.core.onnx_model import OnnxModel, softmax
+    from glyphgate.core.scoring import Scorer
+    from training.data import load_glyph_data
+
+    folder = tmp_path / "art"
+    shutil.copytree(tiny_calibrated, folder)
+    cal = json.loads((folder / "calibration.json").read_text(encoding="utf-8"))
+    x = load_glyph_data(train_corpus).splits["test"][0][:20].numpy()
+    logits, energy = OnnxModel(folder / "model.onnx").run(x)
+    verdicts = {}
+    for t in (1.0, 2.5):
+        cal["temperature"] = t
+        (folder / "calibration.json").write_text(json.dumps(cal), encoding="utf-8")
+        from glyphgate.scan.folder import LocalScorer
+
+        scorer = LocalScorer(folder).scorer
+        assert isinstance(scorer, Scorer) and scorer.temperature == t
+        verdicts[t] = scorer.classify(x)
+        p = softmax(logits / t)
+        for v, row, e in zip(verdicts[t], p, energy):
+            assert v["confidence"] == pytest.approx(float(row.max()), abs=1e-5)
+            assert [k["p"] for k in v["top_k"]] == pytest.approx(sorted(row, reverse=True)[:5], abs=1e-5)
+            assert v["energy"] == pytest.approx(float(e), abs=1e-5)
+    assert [v["label"] for v in verdicts[1.0]] == [v["label"] for v in verdicts[2.5]]
+    assert any(a["confidence"] > b["confidence"] for a, b in zip(verdicts[1.0], verdicts[2.5]))

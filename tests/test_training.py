@@ -192,3 +192,49 @@ def test_informative_init_mixes_real_glyphs_at_their_share():
     assert torch.equal(mix_for_init(x, y, xr, yr, 0.4, seed=0)[0], mx)  # seeded
     assert len(mix_for_init(x, y, xr, yr, 0.9, seed=0)[0]) == 1300  # capped at every real glyph
     assert torch.equal(mix_for_init(x, y, xr, yr, 1.0, seed=0)[1], yr)  # real alone
+
+
+def test_sam_step_takes_the_gradient_at_the_perturbed_weights():
+    """With SGD the update is lr times the gradient, so after one SAM step the weights must
+    equal w - lr * grad L(w + rho * g / ||g||), computed here by hand."""
+    torch.manual_seed(0)
+    module = JEMModule(42, mode="classifier", width=8, sam_rho=0.05)
+    assert not module.automatic_optimization
+    x, y = torch.rand(16, 1, 56, 56) * 2 - 1, torch.randint(0, 42, (16,))
+    w0 = [p.detach().clone() for p in module.net.parameters()]
+
+    def loss_at(weights):
+        with torch.no_grad():
+            for p, w in zip(module.net.parameters(), weights):
+                p.copy_(w)
+        module.net.zero_grad()
+        loss, _ = module.objective((x, y))
+        loss.backward()
+        return [p.grad.detach().clone() for p in module.net.parameters()]
+
+    g = loss_at(w0)
+    norm = torch.norm(torch.stack([t.norm() for t in g]))
+    g_sharp = loss_at([w + 0.05 * t / norm for w, t in zip(w0, g)])
+    expected = [w - 0.1 * t for w, t in zip(w0, g_sharp)]
+
+    loss_at(w0)  # back to w0
+    opt = torch.optim.SGD(module.net.parameters(), lr=0.1)
+    module.optimizers = lambda: opt
+    module.lr_schedulers = lambda: torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    module.manual_backward = lambda loss: loss.backward()
+    module.sam_step((x, y))
+    for p, e in zip(module.net.parameters(), expected):
+        assert torch.allclose(p, e, atol=1e-6)
+
+
+def test_px_plain_hands_p_x_the_images_before_augmentation(train_corpus):
+    from training.data import GlyphDataModule
+
+    dm = GlyphDataModule(str(train_corpus), batch_size=8, augment=True, px_plain=True)
+    dm.setup("fit")
+    x, y, plain = next(iter(dm.train_dataloader()))
+    assert x.shape == plain.shape and len(y) == len(x)
+    assert not torch.equal(x, plain)  # augmented for cross-entropy, plain for p(x)
+    train_x = dm.data.splits["train"][0]
+    # each plain image is one of the training images, untouched
+    assert all(any(torch.equal(p, t) for t in train_x) for p in plain[:3])

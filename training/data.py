@@ -158,17 +158,19 @@ OOD_LABEL = -1  # exposure negatives in a training batch: no class, pushed above
 
 
 class _Augmented(Dataset):
-    """(image, label) pairs with an optional per-sample transform."""
+    """(image, label) pairs with an optional per-sample transform; with `plain`, (image, label,
+    untransformed image) triples, for a p(x) branch that learns from plain images."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform=None):
-        self.x, self.y, self.transform = x, y, transform
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform=None, plain: bool = False):
+        self.x, self.y, self.transform, self.plain = x, y, transform, plain
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, i):
         x = self.x[i]
-        return (self.transform(x) if self.transform is not None else x), self.y[i]
+        seen = self.transform(x) if self.transform is not None else x
+        return (seen, self.y[i], x) if self.plain else (seen, self.y[i])
 
 
 class GlyphDataModule(pl.LightningDataModule):
@@ -182,6 +184,7 @@ class GlyphDataModule(pl.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         augment: bool = False,
+        px_plain: bool = False,
         real_dir: str | None = None,
         real_share: float = 0.4,
         exposure_kinds: tuple[str, ...] = (),
@@ -193,6 +196,7 @@ class GlyphDataModule(pl.LightningDataModule):
         self.classes, self.ood_val_set = classes, ood_val_set
         self.data_dir, self.batch_size, self.seed, self.num_workers = data_dir, batch_size, seed, num_workers
         self.augment, self.real_dir, self.real_share = augment, real_dir, real_share
+        self.px_plain = px_plain and augment
         self.exposure_kinds, self.exposure_share = tuple(exposure_kinds), exposure_share
         self.data: GlyphData | None = None
         self.real: dict = {}
@@ -207,6 +211,7 @@ class GlyphDataModule(pl.LightningDataModule):
             batch_size=cfg.batch_size,
             seed=cfg.seed,
             augment=cfg.augment,
+            px_plain=cfg.px_plain,
             real_dir=cfg.real_dir,
             classes=classes,
             real_share=cfg.real_share,
@@ -253,17 +258,17 @@ class GlyphDataModule(pl.LightningDataModule):
 
         transform = scan_augment() if self.augment else None
         x, y = self.data.splits["train"]
-        parts = [(_Augmented(x, y, transform), 1.0)]
+        plain = self.px_plain
+        parts = [(_Augmented(x, y, transform, plain), 1.0)]
         if "train" in self.real:
             parts = [
                 (parts[0][0], 1.0 - self.real_share),
-                (_Augmented(*self.real["train"], transform), self.real_share),
+                (_Augmented(*self.real["train"], transform, plain), self.real_share),
             ]
         if neg is not None:
             parts = [(d, w * (1 - self.exposure_share)) for d, w in parts]
-            parts.append(
-                (_Augmented(neg, torch.full((len(neg),), OOD_LABEL), transform), self.exposure_share)
-            )
+            labels = torch.full((len(neg),), OOD_LABEL)
+            parts.append((_Augmented(neg, labels, transform, plain), self.exposure_share))
         # Each part gets its share of every epoch whatever its size: 40k real glyphs must not
         # drown the corpus, nor 11k corpus glyphs drown 3k real ones.
         weights = torch.cat([torch.full((len(d),), w / len(d), dtype=torch.float64) for d, w in parts])

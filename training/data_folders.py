@@ -70,10 +70,19 @@ def read_named_classes(
         for n in found
         if n not in index
     }
-    known = {n: index[n] for n in found if n in index}
-    samples = make_dataset(str(root), known, extensions=EXTENSIONS, allow_empty=True) if known else []
+    samples = named_class_samples(root, classes, found)
     x = load_files([p for p, _ in samples], desc)
     return x, torch.tensor([c for _, c in samples], dtype=torch.int64), unknown
+
+
+def named_class_samples(
+    root: Path, classes: list[str], found: list[str] | None = None
+) -> list[tuple[str, int]]:
+    """(file, label in `classes`' order) for root/<class>/*, in the order read_named_classes
+    loads them (a peer that reads the files itself, such as an OCR engine, lines up with it)."""
+    index = {c: i for i, c in enumerate(classes)}
+    known = {n: index[n] for n in (found if found is not None else class_folders(root)) if n in index}
+    return make_dataset(str(root), known, extensions=EXTENSIONS, allow_empty=True) if known else []
 
 
 def stratified_split(labels: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
@@ -91,7 +100,8 @@ def stratified_split(labels: torch.Tensor, seed: int) -> dict[str, torch.Tensor]
     return {k: torch.from_numpy(np.sort(np.concatenate(v))) for k, v in parts.items()}
 
 
-def read_ood_folders(root: Path) -> dict[str, torch.Tensor]:
+def ood_files(root: Path) -> dict[str, list[str]]:
+    """root/ood/<kind>/* -> {kind: sorted files}, the order read_ood_folders loads them."""
     ood = root / "ood"
     if not ood.is_dir():
         return {}
@@ -99,5 +109,9 @@ def read_ood_folders(root: Path) -> dict[str, torch.Tensor]:
     for sub in sorted(p for p in ood.iterdir() if p.is_dir()):
         files = sorted(str(f) for f in sub.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS)
         if files:
-            sets[sub.name] = load_files(files, f"ood/{sub.name}")
+            sets[sub.name] = files
     return sets
+
+
+def read_ood_folders(root: Path) -> dict[str, torch.Tensor]:
+    return {kind: load_files(files, f"ood/{kind}") for kind, files in ood_files(root).items()}

@@ -47,6 +47,8 @@ class JEMModule(pl.LightningModule):
         self.init = InformativeInit(num_classes, self.cfg.init_rank)
         self.buffer = ReplayBuffer(self.cfg.buffer_size)
         self._val_energy: dict[int, list[torch.Tensor]] = {0: [], 1: []}  # ID, OOD
+        # SAM needs two backward passes per step, so it steps the optimiser itself
+        self.automatic_optimization = self.cfg.sam_rho <= 0
 
     # -- the model and its sampler ---------------------------------------------------------
     def forward(self, x, y=None):
@@ -90,9 +92,11 @@ class JEMModule(pl.LightningModule):
             self.buffer.chains[0] = self.init.sample(labels)
 
     # -- Eq. 7 -------------------------------------------------------------------------------
-    def px_step(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Contrastive divergence (Eq. 3) plus alpha * (E_real^2 + E_fake^2)."""
-        fake, _, _ = self.sampler().sample(len(x))
+    def px_step(self, x: torch.Tensor, fake: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """Contrastive divergence (Eq. 3) plus alpha * (E_real^2 + E_fake^2); `fake` reuses
+        negatives already drawn this step (SAM's second pass)."""
+        if fake is None:
+            fake, _, _ = self.sampler().sample(len(x))
         f_real, f_fake = self.net(x), self.net(fake)
         cdiv = f_fake.mean() - f_real.mean()  # = E_real - E_fake
         reg = self.cfg.l2_alpha * (f_real.pow(2).mean() + f_fake.pow(2).mean())
@@ -102,6 +106,7 @@ class JEMModule(pl.LightningModule):
             kl, logs = self.kl_step(fake)
             reg = reg + self.cfg.icd_kl_weight * kl
         return cdiv + reg, {
+            "_fake": fake.detach(),
             **logs,
             "energy_real": -f_real.mean().detach(),
             "energy_fake": -f_fake.mean().detach(),
@@ -138,9 +143,54 @@ class JEMModule(pl.LightningModule):
         return loss, {"energy_exposure": e_out.mean().detach()}
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
+        if self.automatic_optimization:
+            loss, logs = self.objective(batch)
+        else:
+            loss, logs = self.sam_step(batch)
+        logs.pop("_fake", None)  # the negatives, not a metric
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=False)
+        self.log("train/loss", loss.detach(), prog_bar=True)
+        return loss
+
+    def sam_step(self, batch) -> tuple[torch.Tensor, dict]:
+        """One SAM step: the gradient at w + rho * g / ||g||, applied at w."""
+        opt, sched = self.optimizers(), self.lr_schedulers()
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        loss, logs = self.objective(batch)
+        opt.zero_grad()
+        self.manual_backward(loss)
+        grads = [p.grad.detach().clone() if p.grad is not None else None for p in params]
+        norm = torch.norm(torch.stack([g.norm() for g in grads if g is not None]))
+        scale = self.cfg.sam_rho / (norm + 1e-12)
+        with torch.no_grad():
+            moved = [(p, g * scale) for p, g in zip(params, grads) if g is not None]
+            for p, e in moved:
+                p.add_(e)
+        opt.zero_grad()
+        sharp, _ = self.objective(batch, fake=logs.get("_fake"))
+        self.manual_backward(sharp)
+        with torch.no_grad():
+            for p, e in moved:
+                p.sub_(e)
+        opt.step()
+        sched.step()
+        logs["sam_sharpness"] = (sharp - loss).detach()
+        return loss, logs
+
+    def ramp(self) -> float:
+        """The weight of the p(x) and exposure terms now: 0 -> 1 over generative_warmup_epochs."""
+        warm = self.cfg.generative_warmup_epochs
+        if warm <= 0 or self._trainer is None:
+            return 1.0
+        per_epoch = max(1, self.trainer.num_training_batches)
+        return min(1.0, (self.global_step + 1) / (warm * per_epoch))
+
+    def objective(self, batch, fake: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """Eq. 7 on one batch: cross-entropy, exposure hinges and p(x), as (loss, logs)."""
+        x, y, *plain = batch  # with px_plain the loader adds each image before augmentation
         negative = y < 0  # outlier-exposure images (OOD_LABEL) ride in the same batch
         x_id, y_id = x[~negative], y[~negative]
+        x_px = plain[0][~negative] if plain else x_id
         loss = x.new_zeros(())
         logs = {}
         if self.cfg.mode in (*JOINT, "classifier"):
@@ -151,17 +201,15 @@ class JEMModule(pl.LightningModule):
             if negative.any() and self.cfg.mode in JOINT:
                 energy = -torch.logsumexp(logits, 1)
                 oe, extra = self.oe_step(energy[~negative], energy[negative])
-                loss = loss + self.cfg.oe_weight * oe
+                loss = loss + self.ramp() * self.cfg.oe_weight * oe
                 logs.update(oe=oe.detach(), **extra)
         if self.cfg.mode in (*JOINT, "ebm"):
-            px, extra = self.px_step(x_id)
-            loss = loss + self.cfg.px_weight * px
+            px, extra = self.px_step(x_px, fake)
+            loss = loss + self.ramp() * self.cfg.px_weight * px
             logs.update(px=px.detach(), **extra)
         if not torch.isfinite(loss):
             self._diverged(f"loss is {loss.item()}")
-        self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=False)
-        self.log("train/loss", loss.detach(), prog_bar=True)
-        return loss
+        return loss, logs
 
     def _guard(self, *fs: torch.Tensor) -> None:
         for f in fs:

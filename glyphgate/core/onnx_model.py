@@ -9,8 +9,11 @@ import numpy as np
 OUTPUTS = ["logits", "energy"]
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(1, keepdims=True)
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """softmax(logits / temperature) over classes; calibration.json's temperature makes the
+    confidence a user reads match how often it is right."""
+    z = logits / temperature
+    z = z - z.max(1, keepdims=True)
     p = np.exp(z)
     return p / p.sum(1, keepdims=True)
 

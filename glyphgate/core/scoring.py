@@ -24,10 +24,20 @@ def p_values(cal_energies: np.ndarray, energy: np.ndarray) -> np.ndarray:
 
 
 class Scorer:
-    def __init__(self, artifacts, classes: list[str], threshold: float, threads: int, cal_energies=None):
+    def __init__(
+        self,
+        artifacts,
+        classes: list[str],
+        threshold: float,
+        threads: int,
+        cal_energies=None,
+        temperature: float = 1.0,
+    ):
         self.model = OnnxModel(artifacts / MODEL_ONNX, threads=threads)
         self.provider = self.model.provider
         self.classes, self.threshold = classes, float(threshold)
+        # confidence and top_k only: the label is the same argmax, the energy stays on raw logits
+        self.temperature = float(temperature)
         # Sorted energies of the calibration glyphs; older calibrations lack them (no p-values).
         self.cal_energies = np.sort(np.asarray(cal_energies, np.float64)) if cal_energies else None
         log.info(
@@ -46,7 +56,7 @@ class Scorer:
 
     def classify(self, x: np.ndarray, alpha: float | None = None) -> list[dict]:
         logits, energy = self.run(x)
-        probs = softmax(logits)
+        probs = softmax(logits, self.temperature)
         out = []
         for p, verdict in zip(probs, self._verdicts(energy, alpha)):
             top = np.argsort(-p)[:TOP_K]

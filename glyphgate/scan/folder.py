@@ -71,6 +71,7 @@ class LocalScorer:
             cal["classes"],
             cal["threshold"],
             threads=settings.ort_threads,
+            temperature=cal.get("temperature", 1.0),
             cal_energies=cal.get("id_energies"),
         )
         self.max_pixels = settings.max_pixels
