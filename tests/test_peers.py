@@ -151,3 +151,58 @@ def test_tesseract_list_mode_lines_up_with_one_crop_at_a_time(page_crops):
         text = subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
         assert (classes[label] if label >= 0 else None) == (text if text in classes else None), f
         assert 0 <= s <= 100
+
+
+def test_card_sections_mark_each_target_and_say_where_a_peer_wins():
+    from calibration.card_peers import baseline_lines, peers_section, tried_section
+
+    real = {
+        "vd-sbb-test": {
+            "accuracy": 0.955,
+            "ece_raw": 0.07,
+            "ece": 0.02,
+            "temperature": 1.4,
+            "baseline": {"accuracy": 0.962, "ece": 0.01},
+        },
+        "kant-bin": {
+            "accuracy": 0.85,
+            "ece_raw": 0.1,
+            "ece": 0.06,
+            "temperature": 1.2,
+            "baseline": {"accuracy": 0.90, "ece": 0.03},
+        },
+    }
+    text = "\n".join(baseline_lines(real))
+    vd, kant = (line for line in text.splitlines() if line.startswith(("| vd-sbb", "| kant")))
+    # within 1 point of the baseline but under 0.96: missed by 0.5 pt; ECE 0.02 <= 0.03 met
+    assert "**missed** by 0.5 pt" in vd and vd.endswith("≤ 0.03: met |")
+    assert "**missed** by 5.0 pt" in kant and "≤ 0.05: **missed** by 0.0100" in kant
+    row = lambda auroc: {"accuracy": 0.9, "threshold": 1.0, "flagged": 0.05, "auroc": auroc, "caught": auroc}  # noqa: E731
+    peers = {
+        "flag_share": 0.05,
+        "fit": {"n": 10, "data": ["d"]},
+        "ocr": {"skipped": "tesseract is not installed"},
+        "collections": {
+            "c": {
+                "n_glyphs": 5,
+                "n_ood": {"words": 3},
+                "rows": {"JEM energy": row({"words": 0.9}), "baseline kNN (k = 50)": row({"words": 0.95})},
+            }
+        },
+        "beaten": [
+            {
+                "collection": "c",
+                "kind": "words",
+                "peer": "baseline kNN (k = 50)",
+                "peer_auroc": 0.95,
+                "gate_auroc": 0.9,
+                "by": 0.05,
+            }
+        ],
+    }
+    text = "\n".join(peers_section(peers))
+    assert "| **JEM energy** | 0.9000 | 0.050 | 0.900 / 0.900 |" in text
+    assert "Tesseract rows not measured: tesseract is not installed." in text
+    assert "- c, words: baseline kNN (k = 50) 0.950 against the gate's 0.900 (+0.050): a distance" in text
+    tried = "\n".join(tried_section())
+    assert "## What we tried" in tried and "SAM" in tried and "SADA" in tried
