@@ -33,7 +33,6 @@ from training.data_folders import named_class_samples, ood_files, read_named_cla
 from . import report as rep
 from . import tesseract
 from .metrics import caught, fit_threshold, ood_metrics
-from .real import REAL_SCANS_JSON
 
 FLAG_SHARE = 0.05  # every row's threshold flags this share of the collection's glyphs
 KNN_K = 50  # the KNN paper's choice for CIFAR-10 (Sun et al. 2022), pytorch-ood's default
@@ -170,13 +169,7 @@ def peers(
         )
     out["beaten"] = beaten(out)
     (folder / PEERS_JSON).write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    report, scans = folder / "report", folder / REAL_SCANS_JSON
-    if (report / "figures.json").is_file():
-        cal = load_calibration(folder)
-        real_scans = read_json(scans) if scans.is_file() else None
-        rep.write_index(
-            report / "index.html", cal, cal["comparison"], read_json(report / "figures.json"), real_scans, out
-        )
+    rep.rerender_index(folder, load_calibration(folder))
     return out
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from glyphgate.core.artifacts import (
     CLASSES_JSON,
     MODEL_ONNX,
-    PEERS_JSON,
+    REAL_SCANS_JSON,
     load_calibration,
     read_json,
     require,
@@ -31,8 +31,6 @@ from training.data_folders import read_named_classes, read_ood_folders
 
 from . import report as rep
 from .metrics import caught, expected_calibration_error, ood_metrics, reliability
-
-REAL_SCANS_JSON = "real_scans.json"
 
 
 def measure(folder: Path, x: np.ndarray, y: np.ndarray, ood: dict[str, np.ndarray]) -> dict:
@@ -150,17 +148,7 @@ def evaluate_real(
     everything = read_json(path) if path.is_file() else {}
     everything[name] = result
     path.write_text(json.dumps(everything, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    figures = out / "figures.json"
-    if figures.is_file():
-        peers = folder / PEERS_JSON
-        rep.write_index(
-            out / "index.html",
-            cal,
-            cal["comparison"],
-            read_json(figures),
-            everything,
-            read_json(peers) if peers.is_file() else None,
-        )
+    rep.rerender_index(folder, cal)
     return result
 
 

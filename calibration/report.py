@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+from glyphgate.core.artifacts import PEERS_JSON, REAL_SCANS_JSON  # noqa: E402
 from glyphgate.core.ood_labels import id_vs_ood  # noqa: E402
 
 KIND_COLOUR = {"far": "tab:red", "near": "tab:orange", "unknown": "tab:grey"}
@@ -171,6 +172,29 @@ def _peers_section(peers: dict | None) -> str:
             )
         )
     return "".join(parts)
+
+
+def rerender_index(folder: Path, cal: dict) -> None:
+    """index.html again from what the artifacts folder now holds (after `glyphgate evaluate`
+    or `glyphgate peers` added their figures); nothing when calibrate has not made a report."""
+    import json
+
+    figures = folder / "report" / "figures.json"
+    if not figures.is_file():
+        return
+
+    def read(name: str) -> dict | None:
+        path = folder / name
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    write_index(
+        folder / "report" / "index.html",
+        cal,
+        cal["comparison"],
+        json.loads(figures.read_text(encoding="utf-8")),
+        read(REAL_SCANS_JSON),
+        read(PEERS_JSON),
+    )
 
 
 def write_index(

@@ -26,6 +26,20 @@ def train_corpus(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def imported_page(tmp_path_factory):
+    """Two pages the project renders itself, imported as a real collection would be:
+    <class>/ glyph crops and ood/<kind>/ (words, fragments, blanks, other symbols). Read-only."""
+    from glyphgate.cli import main
+    from training.synth.page import render_page
+
+    root = tmp_path_factory.mktemp("real")
+    render_page(root / "pages", "p1", glyph_level=False)
+    render_page(root / "pages", "p2", lines=["Sic incipit liber secundus", "de arte bona et mala"], seed=1)
+    assert main(["data", "import-page", str(root / "pages"), "--out", str(root / "glyphs")]) == 0
+    return root / "glyphs"
+
+
 # A tiny training config: two SGLD steps and a small buffer so a run takes seconds; deterministic,
 # so a quality threshold a test puts on it holds on every run, not by chance.
 TINY = dict(

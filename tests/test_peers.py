@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from glyphgate.cli import main
-from training.synth.page import render_page
 
 pytestmark = pytest.mark.slow
 
@@ -28,16 +27,7 @@ def test_the_shipped_models_are_bound_to_their_calibration(folder):
 
 
 @pytest.fixture(scope="module")
-def page_crops(tmp_path_factory):
-    root = tmp_path_factory.mktemp("peers_page")
-    render_page(root / "pages", "p1", glyph_level=False)
-    render_page(root / "pages", "p2", lines=["Sic incipit liber secundus", "de arte bona et mala"], seed=1)
-    assert main(["data", "import-page", str(root / "pages"), "--out", str(root / "glyphs")]) == 0
-    return root / "glyphs"
-
-
-@pytest.fixture(scope="module")
-def two_models(tiny_calibrated, tiny_classifier_run, train_corpus, page_crops, tmp_path_factory):
+def two_models(tiny_calibrated, tiny_classifier_run, train_corpus, imported_page, tmp_path_factory):
     """The tiny JEM and the tiny classifier, both calibrated with the page as the 'real' works."""
     from calibration.calibrate import calibrate
     from training.export import export
@@ -45,7 +35,7 @@ def two_models(tiny_calibrated, tiny_classifier_run, train_corpus, page_crops, t
     root = tmp_path_factory.mktemp("two")
     real = root / "real"
     for split in ("train", "val"):
-        shutil.copytree(page_crops, real / split)
+        shutil.copytree(imported_page, real / split)
     jem, base = root / "jem", root / "baseline"
     shutil.copytree(tiny_calibrated, jem)
     export(tiny_classifier_run / "checkpoints" / "last.ckpt", base)
@@ -54,22 +44,22 @@ def two_models(tiny_calibrated, tiny_classifier_run, train_corpus, page_crops, t
     return jem, base, real
 
 
-def test_evaluate_measures_the_baseline_on_the_same_crops(two_models, page_crops):
+def test_evaluate_measures_the_baseline_on_the_same_crops(two_models, imported_page):
     from glyphgate.core.artifacts import load_calibration
     from glyphgate.core.onnx_model import OnnxModel, softmax
     from training.data_folders import read_named_classes, read_ood_folders
 
     jem, base, _ = two_models
-    args = ["evaluate", "--artifacts", str(jem), "--data", str(page_crops), "--name", "page"]
+    args = ["evaluate", "--artifacts", str(jem), "--data", str(imported_page), "--name", "page"]
     assert main([*args, "--baseline", str(base)]) == 0
     r = json.loads((jem / "real_scans.json").read_text(encoding="utf-8"))["page"]
     b, bcal = r["baseline"], load_calibration(base)
-    x, y, _ = read_named_classes(page_crops, bcal["classes"], "page")
+    x, y, _ = read_named_classes(imported_page, bcal["classes"], "page")
     logits, energy = OnnxModel(base / "model.onnx").run(x.numpy())
     assert b["model_sha256"] == bcal["model_sha256"] and b["artifacts"] == str(base)
     assert b["accuracy"] == pytest.approx(float(np.mean(logits.argmax(1) == y.numpy())))
     assert b["flagged_at_threshold"] == pytest.approx(float(np.mean(energy > bcal["threshold"])))
-    for kind, xo in read_ood_folders(page_crops).items():
+    for kind, xo in read_ood_folders(imported_page).items():
         eo = OnnxModel(base / "model.onnx").run(xo.numpy())[1]
         assert b["ood"][kind]["caught_at_threshold"] == pytest.approx(float(np.mean(eo > bcal["threshold"])))
     # the temperature moves the confidence only: ECE at T against a hand-made softmax(logits / T)
@@ -80,7 +70,7 @@ def test_evaluate_measures_the_baseline_on_the_same_crops(two_models, page_crops
     assert (jem / "report" / "real_page_reliability.png").stat().st_size > 1000
 
 
-def test_peers_table_on_tiny_models(two_models, train_corpus, page_crops, capsys):
+def test_peers_table_on_tiny_models(two_models, train_corpus, imported_page, capsys):
     from calibration.metrics import ood_metrics
     from glyphgate.core.artifacts import read_json
     from glyphgate.core.onnx_model import OnnxModel, softmax
@@ -88,7 +78,7 @@ def test_peers_table_on_tiny_models(two_models, train_corpus, page_crops, capsys
 
     jem, base, real = two_models
     args = ["peers", "--artifacts", str(jem), "--baseline", str(base), "--data", str(train_corpus)]
-    assert main([*args, "--real", str(real), "--collection", f"page={page_crops}"]) == 0
+    assert main([*args, "--real", str(real), "--collection", f"page={imported_page}"]) == 0
     out = json.loads((jem / "peers.json").read_text(encoding="utf-8"))
     table = out["collections"]["page"]
     rows = table["rows"]
@@ -96,8 +86,8 @@ def test_peers_table_on_tiny_models(two_models, train_corpus, page_crops, capsys
         for score in ("energy", "−max-softmax", "Mahalanobis", "kNN (k = 50)"):
             assert f"{net} {score}" in rows
     classes = read_json(jem / "classes.json")
-    x, y, _ = read_named_classes(page_crops, classes, "page")
-    ood = read_ood_folders(page_crops)
+    x, y, _ = read_named_classes(imported_page, classes, "page")
+    ood = read_ood_folders(imported_page)
     for net, folder in (("JEM", jem), ("baseline", base)):
         runner = OnnxModel(folder / "model.onnx")
         logits, energy = runner.run(x.numpy())
@@ -123,7 +113,7 @@ def test_peers_table_on_tiny_models(two_models, train_corpus, page_crops, capsys
         assert 0 <= t["accuracy"] <= 1 and set(t["auroc"]) == set(ood)
 
 
-def test_tesseract_list_mode_lines_up_with_one_crop_at_a_time(page_crops):
+def test_tesseract_list_mode_lines_up_with_one_crop_at_a_time(imported_page):
     """The peer reads thousands of crops per process; each crop's reading must be the one a
     single-crop run gives (a shifted page number would mislabel every crop after it)."""
     from calibration import tesseract
@@ -133,7 +123,7 @@ def test_tesseract_list_mode_lines_up_with_one_crop_at_a_time(page_crops):
     if why := tesseract.unavailable():
         pytest.skip(f"Tesseract rows not tested: {why}")
     classes = read_json(SHIPPED / "classes.json")
-    files = [p for p, _ in named_class_samples(page_crops, classes)][:12]
+    files = [p for p, _ in named_class_samples(imported_page, classes)][:12]
     labels, score = tesseract.read_crops(files, classes, jobs=2)
     whitelist = "".join(sorted(set("".join(classes))))
     for f, label, s in zip(files, labels, score):

@@ -8,18 +8,8 @@ import numpy as np
 import pytest
 
 from glyphgate.cli import main
-from training.synth.page import render_page
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def imported_page(tmp_path_factory):
-    root = tmp_path_factory.mktemp("real")
-    render_page(root / "pages", "p1", glyph_level=False)
-    render_page(root / "pages", "p2", lines=["Sic incipit liber secundus", "de arte bona et mala"], seed=1)
-    assert main(["data", "import-page", str(root / "pages"), "--out", str(root / "glyphs")]) == 0
-    return root / "glyphs"
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ MODEL_ONNX, MODEL_PT, CLASSES_JSON, CALIBRATION_JSON = (
     "classes.json",
     "calibration.json",
 )
+REAL_SCANS_JSON = "real_scans.json"  # `glyphgate evaluate`: the gate on imported real pages
 PEERS_JSON = "peers.json"  # `glyphgate peers`: the gate beside the scores a user could pick instead
 FORMAT = 1
 
