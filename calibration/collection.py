@@ -29,7 +29,7 @@ from glyphgate.core.artifacts import (
     require,
     sha256,
 )
-from glyphgate.core.errors import DataError
+from glyphgate.core.errors import ArtifactsError, DataError
 from glyphgate.core.grid import save_grid
 from glyphgate.core.onnx_model import OnnxModel, softmax
 from training.data_folders import (
@@ -75,8 +75,8 @@ def reference_metrics(folder: Path) -> dict | None:
         return None
     try:
         old = load_calibration(folder)
-    except DataError:
-        return None  # made for another model: nothing to compare with
+    except (DataError, ArtifactsError):
+        return None  # unreadable, or made for another export: nothing to compare with
     if old.get("reference"):
         return {**old["reference"], "temperature": old.get("temperature", 1.0)}
     return {

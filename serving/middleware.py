@@ -17,6 +17,18 @@ from .generation import check_params
 
 DOCS_PAGE = Path(__file__).with_name("docs.html").read_bytes()
 OPEN_PATHS = ("/readyz", "/livez", "/healthz", "/metrics")
+# With a token set, these are the only paths reachable without it: health, metrics, the docs
+# page and its assets, the demo page (which asks for the token before it calls an API). Every
+# other path, any endpoint added later included, needs the bearer token: deny by default.
+PUBLIC_PATHS = (*OPEN_PATHS, "/", "/docs.json")
+PUBLIC_PREFIXES = ("/ui", "/static_content")
+
+
+def needs_token(path: str) -> bool:
+    public = path in PUBLIC_PATHS or any(path == p or path.startswith(p + "/") for p in PUBLIC_PREFIXES)
+    return not public
+
+
 # endpoint -> (file field, at most how many files); None = no file upload on that endpoint
 UPLOADS = {
     "/classify": ("image", 1),
@@ -27,8 +39,6 @@ UPLOADS = {
 }
 # endpoint -> the file fields it needs, one file each
 PAIRS = {"/scan_page": ("image", "page")}
-# every endpoint the bearer token guards: all that take data or spend compute
-GUARDED = (*UPLOADS, *PAIRS, "/generate", "/generate_chain")
 # endpoints that take an optional text field `alpha`: flag when p_value < alpha for that request
 ALPHA_PATHS = {"/classify", "/score", "/classify_batch", "/score_batch"}
 
@@ -78,7 +88,7 @@ class GateMiddleware:
             await send(body)
 
         token = self.settings.api_token
-        if token and path.startswith(GUARDED):
+        if token and needs_token(path):
             auth = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, given = auth.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):

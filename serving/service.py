@@ -2,7 +2,7 @@
 in its own process, so a long generation never stalls scoring.
 
 Start with `bentoml serve` (bentofile.yaml) or `make serve`; settings come from GLYPHGATE_*
-environment variables (see serving/settings.py and the README)."""
+environment variables (see glyphgate/core/settings.py and the README)."""
 
 from __future__ import annotations
 

@@ -228,3 +228,14 @@ def test_fine_tune_from_an_exported_model_on_a_class_subset(tiny_artifacts, coll
     cfg.write_text(json.dumps({"width": 32, "max_epochs": 1}))
     assert fine_tune(tmp_path / "bad") == 2
     assert "of width 16" in capsys.readouterr().err
+
+
+def test_recalibrating_after_a_new_export_replaces_the_old_calibration(art, collection, capsys):
+    """calibration.json of an earlier export (its model_sha256 no longer matches) is what a
+    recalibration replaces: it must not stop the run that would mend it."""
+    cal = json.loads((art / "calibration.json").read_text(encoding="utf-8"))
+    cal["model_sha256"] = "0" * 64  # as if model.onnx had been re-exported since
+    (art / "calibration.json").write_text(json.dumps(cal), encoding="utf-8")
+    assert _calibrate(art, collection, "--name", "archive") == 0, capsys.readouterr().err
+    fresh = load_calibration(art)  # matches the model again
+    assert fresh["collection"]["name"] == "archive" and fresh["reference"] is None

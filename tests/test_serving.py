@@ -148,7 +148,7 @@ def test_batch_endpoints_keep_request_order_and_report_bad_items(client, glyphs,
 
 
 def test_preview_is_the_model_input(client, glyphs):
-    wide = glyphs[1].resize((90, 56))  # resized and centre-cropped on the way in
+    wide = glyphs[1].resize((90, 56))  # fitted into 56 x 56 and padded on the way in
     r = client.post("/preview", files={"image": ("w.png", png_bytes(wide), "image/png")})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
     seen = np.asarray(Image.open(io.BytesIO(r.content)), np.float32) / 127.5 - 1.0
@@ -589,3 +589,26 @@ def test_big_images_do_not_stall_small_scans(server, client, glyphs, tmp_path):
     assert p99_loaded <= 2 * p99_alone, (
         f"p99 small /score: {1e3 * p99_alone:.1f} ms alone, {1e3 * p99_loaded:.1f} ms beside big images"
     )
+
+
+def test_an_endpoint_nobody_declared_is_guarded_by_default():
+    """The token denies by default: a route added to the app without touching the middleware's
+    tables still needs it, while health, metrics, the docs and the demo page stay open."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from glyphgate.core.settings import Settings
+    from serving.middleware import GateMiddleware
+
+    ok = lambda request: PlainTextResponse("ok")  # noqa: E731
+    paths = ["/brand_new", "/readyz", "/metrics", "/ui/app.js", "/static_content/index.css", "/uix"]
+    app = Starlette(routes=[Route(p, ok, methods=["GET", "POST"]) for p in paths])
+    client = TestClient(GateMiddleware(app, Settings(api_token="s3cret"), ["a"], "docs"))
+    assert client.post("/brand_new").status_code == 401
+    assert client.get("/brand_new").status_code == 401
+    assert client.get("/uix").status_code == 401  # a prefix of an open path is not open
+    assert client.post("/brand_new", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    for open_path in ("/readyz", "/metrics", "/ui/app.js", "/static_content/index.css"):
+        assert client.get(open_path).status_code == 200, open_path

@@ -226,7 +226,6 @@ class JEMModule(pl.LightningModule):
             f"training diverged at epoch {self.current_epoch}, step {self.global_step}: {why}"
         )
 
-    # -- validation: accuracy, energies real vs buffer, energy AUROC vs one OOD suite --------
     # -- validation: accuracy on the ID split (dataloader 0), energy AUROC against one OOD
     # suite (dataloader 1, from the datamodule), energies of real glyphs vs the replay buffer --
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):

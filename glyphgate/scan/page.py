@@ -1,9 +1,9 @@
 """`glyphgate scan --page`: score every glyph of PAGE-XML pages and write the verdicts back.
 
 Glyphs are cut by the importer (Glyph-level Coords, or a Word split into connected components,
-kept unlabelled where the split does not match the transcription), encoded as PNG and scored by
-the same scorer as `glyphgate scan` (local ONNX or a server's /classify_batch), so a glyph's
-verdict is the one the server would give its crop. Out:
+kept unlabelled where the split does not match the transcription) and scored by the same
+scorer as `glyphgate scan`: locally as arrays, through a server as lossless PNGs to its
+/classify_batch, so a glyph's verdict is the one the server would give its crop. Out:
 - results.csv / results.json: page, line, word and glyph ids, the transcription, the verdict;
 - <page>.glyphgate.xml: a copy of each PAGE-XML with every glyph's verdict in PAGE's own places:
   a TextEquiv (index 2, @conf = confidence) holding the label, and Glyph/@custom
