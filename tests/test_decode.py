@@ -23,3 +23,12 @@ PNG = (Path(__file__).resolve().parents[1] / "examples" / "glyphs" / "a.png").re
 def test_bad_uploads_say_what_is_wrong(data, message):
     with pytest.raises(BadImage, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_gray(data, "x", 10**7)
+
+
+def test_a_bad_image_is_one_of_the_projects_errors():
+    """The CLI prints every GlyphgateError as one line and the server answers it as a 4xx."""
+    from glyphgate.core.errors import GlyphgateError, RequestError
+
+    with pytest.raises(GlyphgateError) as e:
+        load_gray(b"not an image at all", "x.png", 1_000_000)
+    assert isinstance(e.value, RequestError) and "x.png" in str(e.value)

@@ -42,11 +42,11 @@ SHIPPED = Path(__file__).resolve().parents[2] / "artifacts" / "default"
 
 
 def default_artifacts() -> Path:
-    """GLYPHGATE_ARTIFACTS when set, else the package's own artifacts/default."""
-    import os
+    """GLYPHGATE_ARTIFACTS when set, else the package's own artifacts/default (read, like every
+    GLYPHGATE_* variable, by settings.py; imported here because settings imports SHIPPED)."""
+    from .settings import load as load_settings
 
-    env = os.environ.get("GLYPHGATE_ARTIFACTS")
-    return Path(env) if env else SHIPPED
+    return Path(load_settings().artifacts)
 
 
 def require(folder: str | Path, *names: str) -> Path:

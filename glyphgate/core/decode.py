@@ -9,13 +9,14 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .errors import RequestError
 from .preprocess import pil_to_gray, prepare, prepare_many
 
 # Formats a scanning pipeline sends; anything else is refused before a decoder runs.
 FORMATS = ["PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM"]
 
 
-class BadImage(ValueError):
+class BadImage(RequestError):
     """An upload that is not a usable image; the message says why (shown to the client) and
     `file` names the upload when the caller knows which one it was."""
 

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 
 from .artifacts import MODEL_ONNX
+from .errors import ArtifactsError
 from .onnx_model import OnnxModel, softmax
 
 log = logging.getLogger("glyphgate")
@@ -81,7 +82,7 @@ class Scorer:
         """The default rule is the shipped threshold; with `alpha` a scan is flagged when its
         p-value is below alpha (that request's own false-alarm rate on real glyphs)."""
         if alpha is not None and self.cal_energies is None:
-            raise ValueError("alpha needs a calibration with stored energies: re-run glyphgate calibrate")
+            raise ArtifactsError("alpha needs a calibration with stored energies: re-run glyphgate calibrate")
         pv = p_values(self.cal_energies, energy) if self.cal_energies is not None else [None] * len(energy)
         out = []
         for e, p in zip(energy, pv):

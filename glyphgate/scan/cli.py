@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from glyphgate.core.pages import add_page_arguments
 
 
@@ -48,6 +46,7 @@ def add_scan_arguments(p):
 def scan(args) -> int:
     from glyphgate.core.artifacts import default_artifacts
     from glyphgate.core.errors import ConfigError
+    from glyphgate.core.settings import load as load_settings
 
     from .folder import scan as run
 
@@ -59,7 +58,7 @@ def scan(args) -> int:
     scorer = dict(
         artifacts=args.artifacts or default_artifacts(),
         url=args.url,
-        token=os.environ.get("GLYPHGATE_API_TOKEN"),
+        token=load_settings().api_token,
     )
     if args.page:
         if args.fdr is not None:
