@@ -594,10 +594,11 @@ def test_big_images_do_not_stall_small_scans(server, client, glyphs, tmp_path):
 def test_an_endpoint_nobody_declared_is_guarded_by_default():
     """The token denies by default: a route added to the app without touching the middleware's
     tables still needs it, while health, metrics, the docs and the demo page stay open."""
+    import asyncio
+
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
-    from starlette.testclient import TestClient
 
     from glyphgate.core.settings import Settings
     from serving.middleware import GateMiddleware
@@ -605,10 +606,22 @@ def test_an_endpoint_nobody_declared_is_guarded_by_default():
     ok = lambda request: PlainTextResponse("ok")  # noqa: E731
     paths = ["/brand_new", "/readyz", "/metrics", "/ui/app.js", "/static_content/index.css", "/uix"]
     app = Starlette(routes=[Route(p, ok, methods=["GET", "POST"]) for p in paths])
-    client = TestClient(GateMiddleware(app, Settings(api_token="s3cret"), ["a"], "docs"))
-    assert client.post("/brand_new").status_code == 401
-    assert client.get("/brand_new").status_code == 401
-    assert client.get("/uix").status_code == 401  # a prefix of an open path is not open
-    assert client.post("/brand_new", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-    for open_path in ("/readyz", "/metrics", "/ui/app.js", "/static_content/index.css"):
-        assert client.get(open_path).status_code == 200, open_path
+    gate = GateMiddleware(app, Settings(api_token="s3cret"), ["a"], "docs")
+
+    async def statuses():
+        transport = httpx.ASGITransport(app=gate)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gate") as c:
+            got = {
+                "post": (await c.post("/brand_new")).status_code,
+                "get": (await c.get("/brand_new")).status_code,
+                "prefix": (await c.get("/uix")).status_code,  # a prefix of an open path is not open
+                "token": (await c.post("/brand_new", headers={"Authorization": "Bearer s3cret"})).status_code,
+            }
+            for open_path in ("/readyz", "/metrics", "/ui/app.js", "/static_content/index.css"):
+                got[open_path] = (await c.get(open_path)).status_code
+            return got
+
+    got = asyncio.run(statuses())
+    assert got.pop("post") == got.pop("get") == got.pop("prefix") == 401
+    assert got.pop("token") == 200
+    assert got == dict.fromkeys(("/readyz", "/metrics", "/ui/app.js", "/static_content/index.css"), 200)
