@@ -33,16 +33,17 @@ from . import report as rep
 from .metrics import caught, expected_calibration_error, ood_metrics, reliability
 
 
-def measure(folder: Path, x: np.ndarray, y: np.ndarray, ood: dict[str, np.ndarray]) -> dict:
-    """One calibrated model on one collection's crops: accuracy, ECE before and after the
-    temperature, glyphs flagged at its shipped threshold, and each OOD kind caught and ranked."""
+def measure(folder: Path, x: np.ndarray, y: np.ndarray, ood: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """One calibrated model on one collection's crops: (figures: accuracy, ECE before and after
+    the temperature, glyphs flagged at its shipped threshold, each OOD kind caught and ranked;
+    the arrays behind them, for the figures' plots)."""
     cal = load_calibration(folder)
     runner = OnnxModel(folder / MODEL_ONNX, cpu_only=True)
     logits, energy = runner.run(x, batch=256)
     temperature = cal.get("temperature", 1.0)
     probs = softmax(logits, temperature)
     energies = {kind: runner.run(xo, batch=256)[1] for kind, xo in ood.items()}
-    return {
+    figures = {
         "artifacts": str(folder),
         "model_sha256": cal["model_sha256"],
         "accuracy": float((logits.argmax(1) == y).mean()),
@@ -59,12 +60,8 @@ def measure(folder: Path, x: np.ndarray, y: np.ndarray, ood: dict[str, np.ndarra
             }
             for kind, eo in energies.items()
         },
-        # kept for the figures, dropped before writing
-        "_logits": logits,
-        "_energy": energy,
-        "_energies": energies,
-        "_probs": probs,
     }
+    return figures, {"logits": logits, "energy": energy, "energies": energies, "probs": probs}
 
 
 def evaluate_real(
@@ -82,9 +79,8 @@ def evaluate_real(
         raise DataError(f"{data}: no glyphs of the model's classes")
     x, y = x.numpy(), y.numpy()
     ood = {k: v.numpy() for k, v in read_ood_folders(data).items()}
-    m = measure(folder, x, y, ood)
-    logits, energy, energies = m.pop("_logits"), m.pop("_energy"), m.pop("_energies")
-    probs = m.pop("_probs")
+    m, arrays = measure(folder, x, y, ood)
+    logits, energy, energies, probs = (arrays[k] for k in ("logits", "energy", "energies", "probs"))
     pred = logits.argmax(1)
     flagged = energy > cal["threshold"]
     per_class = {
@@ -113,7 +109,7 @@ def evaluate_real(
         bfolder = require(baseline, MODEL_ONNX, CLASSES_JSON)
         if read_json(bfolder / CLASSES_JSON) != classes:
             raise DataError(f"{bfolder}: its classes differ from {folder / CLASSES_JSON}")
-        result["baseline"] = {k: v for k, v in measure(bfolder, x, y, ood).items() if not k.startswith("_")}
+        result["baseline"] = measure(bfolder, x, y, ood)[0]
 
     out = folder / "report"
     out.mkdir(parents=True, exist_ok=True)
