@@ -55,7 +55,7 @@ data: install
 examples: install
 	rm -rf examples && $(GG) data examples --out examples
 
-# Real pages (never in the repository): REAL's works are split by training/vd_sbb_splits.json;
+# Real pages (never in the repository): REAL's works are split by corpus/vd_sbb_splits.json;
 # its test works and the Kant pages (KANT) are only ever measured. Leave REAL empty to train on
 # the synthetic corpus alone; the card then says so.
 REAL ?= $(wildcard ../shared/real/vd-sbb-16c)
@@ -69,7 +69,7 @@ CAL_REAL_FLAG := $(if $(REAL),--real $(REAL_DATA))
 real-data: install
 ifneq ($(REAL),)
 	rm -rf $(REAL_DATA)
-	$(GG) data import-page $(REAL) --split-by-work training/vd_sbb_splits.json --out $(REAL_DATA)
+	$(GG) data import-page $(REAL) --split-by-work corpus/vd_sbb_splits.json --out $(REAL_DATA)
 endif
 ifneq ($(KANT),)
 	rm -rf $(KANT_DATA)-bin $(KANT_DATA)-nrm
@@ -84,7 +84,7 @@ BASELINE_EVAL = $(if $(wildcard $(BASELINE)/calibration.json),--baseline $(BASEL
 real-eval: install
 ifneq ($(REAL),)
 	$(GG) evaluate --artifacts $(ARTIFACTS) $(BASELINE_EVAL) --data $(REAL_DATA)/test --name vd-sbb-test \
-	  --source "OCR-D-GT-VD-SBB (Berlin State Library), test works of training/vd_sbb_splits.json, glyph-level PAGE-XML; CC BY-SA 4.0"
+	  --source "OCR-D-GT-VD-SBB (Berlin State Library), test works of corpus/vd_sbb_splits.json, glyph-level PAGE-XML; CC BY-SA 4.0"
 endif
 ifneq ($(KANT),)
 	$(GG) evaluate --artifacts $(ARTIFACTS) $(BASELINE_EVAL) --data $(KANT_DATA)-bin --name kant-bin \

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.data import load_glyph_data
-from training.data_folders import read_named_classes, read_ood_folders
+from corpus.folders import read_named_classes, read_ood_folders
+from corpus.load import load_glyph_data
 from training.module import JEMModule
 
 

@@ -31,9 +31,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the repository, and the tests
 
 from live_server import Server  # noqa: E402
 
-from glyphgate.core.artifacts import load_torch_model  # noqa: E402
-from glyphgate.core.model import OnnxHead  # noqa: E402
-from glyphgate.core.onnx_model import OnnxModel  # noqa: E402
+from glyphgate.core.contract.artifacts import load_torch_model  # noqa: E402
+from glyphgate.core.model.net import OnnxHead  # noqa: E402
+from glyphgate.core.scoring.onnx_session import OnnxModel  # noqa: E402
 
 
 def rate(fn, n_images: int, seconds: float, min_reps: int = 3) -> float:

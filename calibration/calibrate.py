@@ -9,26 +9,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from glyphgate.core.artifacts import (
-    CALIBRATION_JSON,
-    CLASSES_JSON,
-    MODEL_ONNX,
-    MODEL_PT,
-    load_torch_model,
-    read_json,
-    require,
-    sha256,
-)
-from glyphgate.core.errors import DataError
-from glyphgate.core.grid import save_grid
-from glyphgate.core.onnx_model import OnnxModel, softmax
-from training.data import load_glyph_data
-from training.data_folders import read_named_classes, read_ood_folders
-
-from . import report as rep
-from .metrics import (
+from calibration import report as rep
+from calibration.metrics import (
     caught,
     expected_calibration_error,
     fit_temperature,
@@ -36,12 +19,27 @@ from .metrics import (
     ood_metrics,
     reliability,
 )
-from .rbm import fit_rbm, free_energy
-from .real import REAL_SCANS_JSON
-from .robustness import panel_examples, robustness_panel
-from .scores import all_scores, grad_norm
-
-SCHEMA_VERSION = 1
+from calibration.rbm import fit_rbm, free_energy
+from calibration.real import REAL_SCANS_JSON
+from calibration.robustness import panel_examples, robustness_panel
+from calibration.scores import all_scores
+from corpus.folders import read_named_classes, read_ood_folders
+from corpus.load import load_glyph_data
+from glyphgate.core.contract.artifacts import (
+    CALIBRATION_JSON,
+    CLASSES_JSON,
+    MODEL_ONNX,
+    MODEL_PT,
+    SCHEMA_VERSION,
+    load_torch_model,
+    read_json,
+    require,
+    sha256,
+)
+from glyphgate.core.contract.scores import GATE_SCORE, SCORES, softmax
+from glyphgate.core.errors import DataError
+from glyphgate.core.image.grid import save_grid
+from glyphgate.core.scoring.onnx_session import OnnxModel
 
 
 def score_artifacts(
@@ -60,8 +58,8 @@ def score_artifacts(
     logits, scores = {}, {}
     for name, x in x_by_set.items():
         lg, en = runner.run(x, batch=256)
-        grad = grad_norm(model.net, torch.as_tensor(x)) if model is not None else None
-        logits[name], scores[name] = lg, all_scores(lg, en, grad)
+        net = model.net if model is not None else None
+        logits[name], scores[name] = lg, all_scores(lg, en, net, x)
     return logits, scores
 
 
@@ -148,7 +146,7 @@ def calibrate(
     runner = OnnxModel(folder / MODEL_ONNX, cpu_only=True)
     logits, scores = score_artifacts(folder, sets, model=model, runner=runner)
     log(
-        f"scored {sum(len(v) for v in sets.values())} images with 4 score functions in {time.perf_counter() - t0:.1f} s"
+        f"scored {sum(len(v) for v in sets.values())} images with {len(scores[split])} score functions in {time.perf_counter() - t0:.1f} s"
     )
     s_id = scores.pop(split)
     pop = real_population(real, classes, runner) if real else None
@@ -188,7 +186,8 @@ def calibrate(
     label = model.mode
     comparison = {
         f"{label} · {f}": _comparison_row(s_id[f], {n: s[f] for n, s in scores.items()}, kinds)
-        for f in ("energy", "neg_max_softmax", "grad_norm")
+        for f, s in SCORES.items()
+        if s.compared and f in s_id
     }
     baseline_meta = []
     for b in baselines:
@@ -196,7 +195,7 @@ def calibrate(
         _, bscores = score_artifacts(bfolder, sets, with_grad=False)
         b_id = bscores.pop(split)
         blabel = load_torch_model(bfolder).mode  # the baseline's mode names its rows
-        for f in ("neg_max_softmax", "energy"):
+        for f in (f for f, s in SCORES.items() if s.on_baseline):
             comparison[f"{blabel} · {f}"] = _comparison_row(
                 b_id[f], {n: s[f] for n, s in bscores.items()}, kinds
             )
@@ -238,7 +237,7 @@ def calibrate(
         population = {"population": "synthetic", "data": f"{data_dir} ({split} split)", "n": int(len(y_id))}
     cal = {
         "schema_version": SCHEMA_VERSION,
-        "score": "energy",
+        "score": GATE_SCORE,
         "orientation": "higher = more OOD; is_ood = energy > threshold",
         "threshold": threshold,
         "target_tpr": target_tpr,

@@ -7,13 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from glyphgate.core.artifacts import PEERS_JSON, load_calibration, read_json
-from training.data import load_glyph_data
-from training.page_import import VD_SBB_SPLITS
-
-from .card_gate import REAL_TARGETS, gate_section, set_caught
-from .card_peers import baseline_lines, peers_section, tried_section
-from .modes import (
+from calibration.card_gate import REAL_TARGETS, gate_section, set_caught
+from calibration.card_peers import baseline_lines, peers_section, tried_section
+from calibration.modes import (
     GEN_STEPS,
     GENERATION_JSON,
     comparison_lines,
@@ -24,7 +20,10 @@ from .modes import (
     mix_sets,
     mode_column,
 )
-from .real import REAL_SCANS_JSON
+from calibration.real import REAL_SCANS_JSON
+from corpus.load import load_glyph_data
+from corpus.page_import import VD_SBB_SPLITS
+from glyphgate.core.contract.artifacts import PEERS_JSON, load_calibration, read_json
 
 # The default model's targets (the shipping issue); the card says met or missed for each.
 TARGETS = {
@@ -111,7 +110,7 @@ def write_card(
         f"glyphgate data synth --out {data}",
         *(
             [
-                f"glyphgate data import-page ../shared/real/vd-sbb-16c --split-by-work training/vd_sbb_splits.json --out {real}"
+                f"glyphgate data import-page ../shared/real/vd-sbb-16c --split-by-work corpus/vd_sbb_splits.json --out {real}"
             ]
             if real
             else []
@@ -286,7 +285,7 @@ def _real_data_lines(cfg: dict) -> list[str]:
         ]
     splits = read_json(VD_SBB_SPLITS)
     return [
-        f"Real glyphs (`{real}`, imported with `glyphgate data import-page --split-by-work training/vd_sbb_splits.json`), "
+        f"Real glyphs (`{real}`, imported with `glyphgate data import-page --split-by-work corpus/vd_sbb_splits.json`), "
         f"mixed into every epoch at a share of {cfg.get('real_share')}: glyph-level PAGE-XML ground truth of OCR-D-GT-VD-SBB "
         "(Berlin State Library, VD16 prints of the 16th century, via OCR-D's public ground truth; CC BY-SA 4.0). "
         "Split by work, never by page:",

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glyphgate.core.artifacts import read_json
-
-from .real import REAL_SCANS_JSON
+from calibration.real import REAL_SCANS_JSON
+from glyphgate.core.contract.artifacts import read_json
 
 # The real-page targets: {collection: {quantity: (bound, "min" | "max" | "range")}}. "flagged" is
 # the share of the collection's glyphs flagged; "caught K" the share of its non-glyph kind K

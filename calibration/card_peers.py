@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glyphgate.core.artifacts import read_json
+from glyphgate.core.contract.artifacts import read_json
 
 RECIPES_TRIED = Path(__file__).resolve().parents[1] / "training" / "recipes_tried.json"
 KINDS = ("words", "fragments", "other_symbols", "blank")

@@ -66,9 +66,8 @@ def add_calibrate_arguments(p):
 def calibrate(args) -> int:
     from pathlib import Path
 
-    from training.data import is_full_dataset
-
-    from .calibrate import calibrate as run
+    from calibration.calibrate import calibrate as run
+    from corpus.load import is_full_dataset
 
     collection = (
         args.name or args.unlabelled or args.unknown_as_ood or args.ood or args.target_fpr is not None
@@ -127,7 +126,7 @@ def add_card_arguments(p):
 
 
 def card(args) -> int:
-    from .card import write_card
+    from calibration.card import write_card
 
     print(
         f"wrote {write_card(args.artifacts, args.run, args.data, args.baseline_run, args.command, args.compare, args.before)}"
@@ -155,7 +154,7 @@ def add_evaluate_arguments(p):
 
 
 def evaluate(args) -> int:
-    from .real import evaluate_real, summary_line
+    from calibration.real import evaluate_real, summary_line
 
     print(
         summary_line(
@@ -167,7 +166,7 @@ def evaluate(args) -> int:
 
 
 def _calibrate_collection(args) -> int:
-    from .collection import calibrate_collection
+    from calibration.collection import calibrate_collection
 
     cal = calibrate_collection(
         args.artifacts,
@@ -232,11 +231,10 @@ def add_peers_arguments(p):
 
 
 def peers(args) -> int:
-    from glyphgate.core.artifacts import PEERS_JSON
+    from calibration.peers import gate_row
+    from calibration.peers import peers as run
+    from glyphgate.core.contract.artifacts import PEERS_JSON
     from glyphgate.core.errors import DataError
-
-    from .peers import gate_row
-    from .peers import peers as run
 
     collections = {}
     for item in args.collection:

@@ -20,30 +20,36 @@ from pathlib import Path
 
 import numpy as np
 
-from glyphgate.core.artifacts import (
-    CALIBRATION_JSON,
-    CLASSES_JSON,
-    MODEL_ONNX,
-    load_calibration,
-    read_json,
-    require,
-    sha256,
+from calibration import report as rep
+from calibration.calibrate import energy_histogram
+from calibration.metrics import (
+    caught,
+    expected_calibration_error,
+    fit_temperature,
+    fit_threshold,
+    ood_metrics,
 )
-from glyphgate.core.errors import ArtifactsError, DataError
-from glyphgate.core.grid import save_grid
-from glyphgate.core.onnx_model import OnnxModel, softmax
-from training.data_folders import (
+from corpus.folders import (
     EXTENSIONS,
     load_files,
     read_named_classes,
     read_ood_folders,
 )
+from glyphgate.core.contract.artifacts import (
+    CALIBRATION_JSON,
+    CLASSES_JSON,
+    MODEL_ONNX,
+    SCHEMA_VERSION,
+    load_calibration,
+    read_json,
+    require,
+    sha256,
+)
+from glyphgate.core.contract.scores import GATE_SCORE, softmax
+from glyphgate.core.errors import ArtifactsError, DataError
+from glyphgate.core.image.grid import save_grid
+from glyphgate.core.scoring.onnx_session import OnnxModel
 
-from . import report as rep
-from .calibrate import energy_histogram
-from .metrics import caught, expected_calibration_error, fit_temperature, fit_threshold, ood_metrics
-
-SCHEMA_VERSION = 1
 FEW_GLYPHS = 200  # below this a 95 % quantile rests on a handful of glyphs: the report warns
 
 
@@ -192,7 +198,7 @@ def calibrate_collection(
     )
     cal = {
         "schema_version": SCHEMA_VERSION,
-        "score": "energy",
+        "score": GATE_SCORE,
         "orientation": "higher = more OOD; is_ood = energy > threshold",
         "threshold": float(threshold),
         "target_tpr": target_tpr,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from glyphgate.core.ood_labels import id_vs_ood
+from glyphgate.core.contract.scores import id_vs_ood
 
 
 def fpr_at_tpr(s_id, s_ood, tpr: float = 0.95) -> float:

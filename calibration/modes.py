@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glyphgate.core.artifacts import load_calibration, read_json
-from training.config import uses_exposure
-
-from .real import REAL_SCANS_JSON
+from calibration.real import REAL_SCANS_JSON
+from glyphgate.core.contract.artifacts import load_calibration, read_json
+from glyphgate.core.model.modes import uses_exposure
 
 GENERATION_JSON = (
     "generation.json"  # written by `glyphgate generate --evaluate --out <artifacts>/generation.json`

@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glyphgate.core.artifacts import (
+from calibration import report as rep
+from calibration import tesseract
+from calibration.metrics import caught, fit_threshold, ood_metrics
+from calibration.scores import all_scores
+from corpus.folders import named_class_samples, ood_files, read_named_classes, read_ood_folders
+from corpus.load import load_glyph_data, load_real_splits
+from glyphgate.core.contract.artifacts import (
     CLASSES_JSON,
     MODEL_ONNX,
     PEERS_JSON,
@@ -25,15 +31,9 @@ from glyphgate.core.artifacts import (
     load_torch_model,
     read_json,
 )
+from glyphgate.core.contract.scores import SCORES
 from glyphgate.core.errors import DataError
-from glyphgate.core.onnx_model import OnnxModel
-from training.data import load_glyph_data, load_real_splits
-from training.data_folders import named_class_samples, ood_files, read_named_classes, read_ood_folders
-
-from . import report as rep
-from . import tesseract
-from .metrics import caught, fit_threshold, ood_metrics
-from .scores import all_scores
+from glyphgate.core.scoring.onnx_session import OnnxModel
 
 FLAG_SHARE = 0.05  # every row's threshold flags this share of the collection's glyphs
 KNN_K = 50  # the KNN paper's choice for CIFAR-10 (Sun et al. 2022), pytorch-ood's default
@@ -76,7 +76,7 @@ def network_rows(net: Network, detectors: dict, x: np.ndarray, ood: dict) -> dic
         scores[k] = all_scores(logits, energy)
         z = net.features(v)  # once per set, shared by the feature detectors
         scores[k].update({row: det.predict_features(z).double().numpy() for row, det in detectors.items()})
-    names = {"energy": f"{net.name} energy", "neg_max_softmax": f"{net.name} −max-softmax"}
+    names = {f: f"{net.name} {SCORES[f].label}" for f in SCORES if SCORES[f].peer}
     names.update({row: row for row in detectors})
     return {row: (pred, scores[""][f], {k: scores[k][f] for k in ood}) for f, row in names.items()}
 

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from glyphgate.core.artifacts import (
+from calibration import report as rep
+from calibration.metrics import caught, expected_calibration_error, ood_metrics, reliability
+from corpus.folders import read_named_classes, read_ood_folders
+from glyphgate.core.contract.artifacts import (
     CLASSES_JSON,
     MODEL_ONNX,
     REAL_SCANS_JSON,
@@ -24,13 +27,10 @@ from glyphgate.core.artifacts import (
     read_json,
     require,
 )
+from glyphgate.core.contract.scores import softmax
 from glyphgate.core.errors import DataError
-from glyphgate.core.grid import save_grid
-from glyphgate.core.onnx_model import OnnxModel, softmax
-from training.data_folders import read_named_classes, read_ood_folders
-
-from . import report as rep
-from .metrics import caught, expected_calibration_error, ood_metrics, reliability
+from glyphgate.core.image.grid import save_grid
+from glyphgate.core.scoring.onnx_session import OnnxModel
 
 
 def measure(folder: Path, x: np.ndarray, y: np.ndarray, ood: dict[str, np.ndarray]) -> tuple[dict, dict]:

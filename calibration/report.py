@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from glyphgate.core.artifacts import PEERS_JSON, REAL_SCANS_JSON  # noqa: E402
-from glyphgate.core.ood_labels import id_vs_ood  # noqa: E402
+from glyphgate.core.contract.artifacts import PEERS_JSON, REAL_SCANS_JSON  # noqa: E402
+from glyphgate.core.contract.scores import id_vs_ood  # noqa: E402
 
 KIND_COLOUR = {"far": "tab:red", "near": "tab:orange", "unknown": "tab:grey"}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from training.augment import PANEL, apply_panel
+from corpus.augment import PANEL, apply_panel
 
 
 def robustness_panel(runner, x: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, dict]:

@@ -1,4 +1,5 @@
-"""Score functions of one model, every one oriented higher = more OOD (the name says so).
+"""The scores that need more than the ONNX outputs, computed for the registry's entries
+(glyphgate/core/contract/scores.py): every one oriented higher = more OOD.
 
 logits and energy come from the ONNX graph the server runs, so the fitted threshold is on
 exactly the numbers users get back; the input-gradient norm needs autograd, so it runs on the
@@ -10,10 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from glyphgate.core.model import EnergyCNN
-from glyphgate.core.onnx_model import softmax
-
-SCORE_NAMES = ("energy", "neg_max_softmax", "neg_max_logit", "grad_norm")
+from glyphgate.core.contract.scores import SCORES, output_scores
+from glyphgate.core.model.net import EnergyCNN
 
 
 def grad_norm(net: EnergyCNN, x: torch.Tensor, batch: int = 256) -> np.ndarray:
@@ -29,14 +28,18 @@ def grad_norm(net: EnergyCNN, x: torch.Tensor, batch: int = 256) -> np.ndarray:
     return np.concatenate(out) if out else np.empty(0)
 
 
+GRADIENT_SCORES = {"grad_norm": grad_norm}  # the registry's needs="grad" entries
+
+
 def all_scores(
-    logits: np.ndarray, energy: np.ndarray, grad: np.ndarray | None = None
+    logits: np.ndarray, energy: np.ndarray, net: EnergyCNN | None = None, x=None
 ) -> dict[str, np.ndarray]:
-    scores = {
-        "energy": np.asarray(energy, float),
-        "neg_max_softmax": -softmax(logits).max(1),
-        "neg_max_logit": -logits.max(1),
-    }
-    if grad is not None:
-        scores["grad_norm"] = np.asarray(grad, float)
+    """Every registry score of one set: the outputs scores, and with `net` and its inputs `x`
+    the gradient ones."""
+    scores = output_scores(logits, energy)
+    if net is not None:
+        x = torch.as_tensor(x)
+        for name, s in SCORES.items():
+            if s.needs == "grad":
+                scores[name] = np.asarray(GRADIENT_SCORES[name](net, x), float)
     return scores

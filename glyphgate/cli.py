@@ -13,27 +13,27 @@ import sys
 # command path -> module that defines add_arguments(parser) and run(args)
 COMMANDS = {
     ("data", "synth"): (
-        "training.cli_data",
+        "corpus.cli",
         "synth",
         "write the embedded synthetic glyph corpus and OOD suites",
     ),
     ("data", "check"): (
-        "training.cli_data",
+        "corpus.cli",
         "check",
         "load a data folder (course npy layout or image folders) and summarise it",
     ),
     ("data", "export-png"): (
-        "training.cli_data",
+        "corpus.cli",
         "export_png",
         "write splits and OOD sets of a course-layout folder as PNG folders",
     ),
     ("data", "examples"): (
-        "training.cli_data",
+        "corpus.cli",
         "examples",
         "render sample glyph scans, non-glyph scans and a page with PAGE-XML",
     ),
     ("data", "import-page"): (
-        "training.cli_data",
+        "corpus.cli",
         "import_page",
         "cut labelled glyphs, words, fragments and blanks from PAGE-XML pages",
     ),

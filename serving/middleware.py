@@ -13,7 +13,7 @@ from pathlib import Path
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from .generation import check_params
+from serving.generate_params import check_params
 
 DOCS_PAGE = Path(__file__).with_name("docs.html").read_bytes()
 OPEN_PATHS = ("/readyz", "/livez", "/healthz", "/metrics")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from glyphgate.core.decode import FORMATS, BadImage
 from glyphgate.core.errors import DataError
-from glyphgate.core.pages import PageCuts, scored_glyphs, word_splits
-from glyphgate.core.pagexml import annotate, read_page
-from glyphgate.core.scoring import VERDICT
+from glyphgate.core.image.decode import FORMATS, BadImage
+from glyphgate.core.pages.cuts import PageCuts, scored_glyphs, word_splits
+from glyphgate.core.pages.pagexml import annotate, read_page
+from glyphgate.core.scoring.scorer import VERDICT
 
 
 def scan_uploaded_page(

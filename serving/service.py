@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from starlette.responses import JSONResponse
 
-from glyphgate.core.artifacts import (
+from glyphgate.core.contract.artifacts import (
     CALIBRATION_JSON,
     CLASSES_JSON,
     MODEL_ONNX,
@@ -26,16 +26,16 @@ from glyphgate.core.artifacts import (
     load_torch_model,
     require,
 )
-from glyphgate.core.decode import decode_many, is_heavy
+from glyphgate.core.contract.settings import load as load_settings
 from glyphgate.core.errors import ConfigError, GlyphgateError
-from glyphgate.core.grid import grid_image, input_image
-from glyphgate.core.scoring import Scorer
-from glyphgate.core.settings import load as load_settings
-from serving.generation import annotated, default
+from glyphgate.core.image.decode import decode_many, is_heavy
+from glyphgate.core.image.grid import grid_image, input_image
+from glyphgate.core.scoring.scorer import Scorer
+from serving.generate_params import annotated, default
 from serving.metrics import GateMetrics
 from serving.middleware import GateMiddleware
 from serving.priority import background_pool, below_scoring, heavy_slots, run_heavy
-from serving.ui import ui_app
+from serving.ui.app import ui_app
 
 # torch, torchvision and onnxruntime are imported inside the services (the scoring workers
 # never import torch): `bentoml serve` imports this module once just to find the services, and
@@ -97,7 +97,7 @@ class Generator:
         )
 
     def _run(self, n, steps, label, seed, keep_chain):
-        from glyphgate.core.generate import synthesize
+        from glyphgate.core.model.sgld import synthesize
 
         below_scoring()
         return synthesize(self.model, n=n, steps=steps, label=label, seed=seed, keep_chain=keep_chain)
@@ -121,7 +121,7 @@ class Generator:
         label: str | None = None,
         seed: SEED = DEFAULT_SEED,
     ) -> Image.Image:
-        from glyphgate.core.generate import chain_frames
+        from glyphgate.core.model.sgld import chain_frames
 
         _, chain = self._run(n, steps, label, seed, keep_chain=True)
         frames = chain_frames(chain, frames=9)
@@ -144,14 +144,7 @@ class Gate:
         self.calibration = calibration()
         self.metrics = GateMetrics(self.calibration["threshold"])
         self.heavy = background_pool()
-        self.scorer = Scorer(
-            SETTINGS.artifacts,
-            self.calibration["classes"],
-            self.calibration["threshold"],
-            SETTINGS.ort_threads,
-            temperature=self.calibration.get("temperature", 1.0),
-            cal_energies=self.calibration.get("id_energies"),
-        )
+        self.scorer = Scorer.from_calibration(SETTINGS.artifacts, self.calibration, SETTINGS.ort_threads)
         # Everything loaded so far lives as long as the worker: keep it out of the garbage
         # collector's full passes, which otherwise walk ~100k objects (~25 ms) in a request.
         gc.freeze()
@@ -257,9 +250,8 @@ class Gate:
     def scan_page(self, image: Path, page: Path, ctx: bentoml.Context) -> dict:
         """A page image and its PAGE-XML (multipart fields image and page) -> a verdict per glyph, cut by the
         PAGE coordinates (Glyph level, or words split into glyphs), and the PAGE-XML annotated with them."""
-        from glyphgate.core.decode import BadImage
-
-        from .page_upload import scan_uploaded_page
+        from glyphgate.core.image.decode import BadImage
+        from serving.page_upload import scan_uploaded_page
 
         names = self._names([image, page], ctx)
         try:

@@ -9,7 +9,7 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory):
     """A small synthetic corpus in the course layout (6 images per class and split at least)."""
-    from training.synth.corpus import synthesize
+    from corpus.synth.corpus import synthesize
 
     out = tmp_path_factory.mktemp("corpus")
     synthesize(out, seed=0, total=420, ood_per_kind=12, workers=1)
@@ -19,7 +19,7 @@ def tiny_corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def train_corpus(tmp_path_factory):
     """Enough images (about 21 per class for training) for a tiny training run to learn."""
-    from training.synth.corpus import synthesize
+    from corpus.synth.corpus import synthesize
 
     out = tmp_path_factory.mktemp("train_corpus")
     synthesize(out, seed=1, total=1260, ood_per_kind=16, workers=1)
@@ -30,8 +30,8 @@ def train_corpus(tmp_path_factory):
 def imported_page(tmp_path_factory):
     """Two pages the project renders itself, imported as a real collection would be:
     <class>/ glyph crops and ood/<kind>/ (words, fragments, blanks, other symbols). Read-only."""
+    from corpus.synth.page import render_page
     from glyphgate.cli import main
-    from training.synth.page import render_page
 
     root = tmp_path_factory.mktemp("real")
     render_page(root / "pages", "p1", glyph_level=False)

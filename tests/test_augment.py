@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from glyphgate.core.preprocess import preprocess
-from training import augment as A
+from corpus import augment as A
+from glyphgate.core.image.preprocess import preprocess
 
 
 def _glyph(h=56, w=56, top=18, bottom=40, left=22, right=32, paper=0.6):

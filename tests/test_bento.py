@@ -31,14 +31,16 @@ def test_bentoml_build_packs_the_services_and_the_default_model_and_serves_it(tm
     for part in (
         "serving/service.py",
         "serving/ui/index.html",
-        "glyphgate/core/calibration.schema.json",
+        "glyphgate/core/contract/calibration.schema.json",
+        "glyphgate/core/model/sampler.py",
+        "serving/ui/app.py",
         "artifacts/default/model.onnx",
         "artifacts/default/calibration.json",
         "artifacts/default/model.pt",
         "serving/docs.html",
     ):
         assert (src / part).is_file(), part
-    assert not (src / "training").exists() and not (src / "calibration").exists()
+    assert not any((src / p).exists() for p in ("training", "calibration", "corpus"))
     requirements = next(
         (tmp_path / "home" / "bentos" / "glyphgate").glob("*/env/python/requirements.txt")
     ).read_text()

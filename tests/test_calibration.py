@@ -13,7 +13,7 @@ from calibration.metrics import (
     ood_metrics,
 )
 from glyphgate.cli import main
-from glyphgate.core.artifacts import load_calibration, sha256
+from glyphgate.core.contract.artifacts import load_calibration, sha256
 from glyphgate.core.errors import ArtifactsError
 
 
@@ -42,7 +42,7 @@ def test_ece_matches_a_hand_computed_case():
 def test_temperature_recovers_how_overconfident_the_logits_are(true_t):
     """Labels drawn from softmax(z); logits handed over as z / T: the fit must find T again, and
     the confidence it gives is calibrated where the raw one is not."""
-    from glyphgate.core.onnx_model import softmax
+    from glyphgate.core.contract.scores import softmax
 
     rng = np.random.default_rng(0)
     z = rng.normal(scale=3.0, size=(20000, 10))
@@ -114,7 +114,7 @@ def test_every_score_function_ranks_blended_glyphs_above_glyphs(tiny_artifacts, 
     split between two classes and the energy rises, so every score (higher = more OOD) must rank
     them above real glyphs. (Uniform noise would not do: max-softmax is confidently wrong on it.)"""
     from calibration.calibrate import score_artifacts
-    from training.data import load_glyph_data
+    from corpus.load import load_glyph_data
 
     x, y = (t.numpy() for t in load_glyph_data(train_corpus).splits["test"])
     rng = np.random.default_rng(0)
@@ -174,9 +174,10 @@ def test_calibrate_without_an_export_is_a_one_line_error(tmp_path, tiny_corpus, 
 @pytest.mark.slow
 def test_confidence_and_top_k_follow_the_calibrated_temperature(tiny_calibrated, train_corpus, tmp_path):
     """The temperature in calibration.json reaches what a user reads; label and energy stay."""
-    from glyphgate.core.onnx_model import OnnxModel, softmax
-    from glyphgate.core.scoring import Scorer
-    from training.data import load_glyph_data
+    from corpus.load import load_glyph_data
+    from glyphgate.core.contract.scores import softmax
+    from glyphgate.core.scoring.onnx_session import OnnxModel
+    from glyphgate.core.scoring.scorer import Scorer
 
     folder = tmp_path / "art"
     shutil.copytree(tiny_calibrated, folder)

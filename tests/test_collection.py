@@ -9,8 +9,8 @@ from PIL import Image
 
 from calibration.collection import threshold_at_fpr
 from glyphgate.cli import main
-from glyphgate.core.artifacts import load_calibration
-from glyphgate.core.scoring import p_values
+from glyphgate.core.contract.artifacts import load_calibration
+from glyphgate.core.scoring.scorer import p_values
 from glyphgate.scan.folder import benjamini_hochberg
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def _write(folder, images, start=0):
 @pytest.fixture(scope="module")
 def collection(train_corpus, tmp_path_factory):
     """A collection of 9 classes' test glyphs, a folder named for no class, and two reject sets."""
-    from training.data import load_glyph_data
+    from corpus.load import load_glyph_data
 
     d = load_glyph_data(train_corpus)
     x, y = d.splits["test"]
@@ -124,8 +124,8 @@ def test_p_values_of_held_out_glyphs_are_uniform(tiny_artifacts, train_corpus):
     Kolmogorov-Smirnov against the uniform distribution does not reject."""
     from scipy.stats import kstest
 
-    from glyphgate.core.onnx_model import OnnxModel
-    from training.data import load_glyph_data
+    from corpus.load import load_glyph_data
+    from glyphgate.core.scoring.onnx_session import OnnxModel
 
     d = load_glyph_data(train_corpus)
     run = OnnxModel(tiny_artifacts / "model.onnx").run
@@ -188,7 +188,7 @@ def test_scan_with_fdr_flags_by_benjamini_hochberg(tiny_calibrated, collection, 
 def test_fine_tune_from_an_exported_model_on_a_class_subset(tiny_artifacts, collection, tmp_path, capsys):
     import torch
 
-    from glyphgate.core.artifacts import load_torch_model
+    from glyphgate.core.contract.artifacts import load_torch_model
     from training.module import JEMModule
 
     cfg = tmp_path / "cfg.json"

@@ -5,9 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
+from corpus.load import load_glyph_data
 from glyphgate.cli import main
 from glyphgate.core.errors import DataError
-from training.data import GlyphDataModule, load_glyph_data
+from training.datamodule import GlyphDataModule
 
 
 def _write_split(path, x, y):

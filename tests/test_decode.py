@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from glyphgate.core.decode import BadImage, load_gray
+from glyphgate.core.image.decode import BadImage, load_gray
 
 PNG = (Path(__file__).resolve().parents[1] / "examples" / "glyphs" / "a.png").read_bytes()
 

@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["grid", "onnx_model", "ood_labels", "settings", "generate"]
+MODULES = ["image.grid", "scoring.onnx_session", "contract.scores", "contract.settings", "model.sgld"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from glyphgate.cli import main
-from glyphgate.core.artifacts import load_torch_model
-from glyphgate.core.generate import synthesize
+from glyphgate.core.contract.artifacts import load_torch_model
+from glyphgate.core.model.sgld import synthesize
+from training.checkpoint import load_module
 from training.export import PARITY_TOL, onnx_parity
-from training.generate import load_module
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from glyphgate.cli import main
-from glyphgate.core.artifacts import save_torch_model
-from glyphgate.core.model import EnergyCNN
+from glyphgate.core.contract.artifacts import save_torch_model
+from glyphgate.core.model.net import EnergyCNN
 from training.gen_quality import diversity, kid
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("glyphgate.core", "glyphgate.scan", "glyphgate.cli", "training", "calibration", "serving")
+PARTS = ("glyphgate.core", "glyphgate.scan", "glyphgate.cli", "corpus", "training", "calibration", "serving")
 
 
 def part_of(module: str) -> str | None:
@@ -44,6 +44,7 @@ def import_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
                     edges[here].add(there)
                 elif not there and name.split(".")[0] not in (
                     "glyphgate",
+                    "corpus",
                     "training",
                     "calibration",
                     "serving",
@@ -55,14 +56,15 @@ def import_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
 def test_the_core_is_shared_and_imports_nothing_of_the_steps():
     edges, _ = import_graph()
     assert edges["glyphgate.core"] == set()
-    for step in ("training", "calibration", "serving", "glyphgate.scan"):
+    for step in ("corpus", "training", "calibration", "serving", "glyphgate.scan"):
         assert "glyphgate.core" in edges[step], step
 
 
 def test_the_steps_import_one_way():
     edges, _ = import_graph()
-    assert edges["training"] <= {"glyphgate.core"}
-    assert edges["calibration"] <= {"glyphgate.core", "training"}
+    assert edges["corpus"] <= {"glyphgate.core"}
+    assert edges["training"] <= {"glyphgate.core", "corpus"}
+    assert edges["calibration"] <= {"glyphgate.core", "corpus"}
     assert edges["serving"] <= {"glyphgate.core"}
     assert edges["glyphgate.scan"] <= {"glyphgate.core"}
     importers_of_cli = [p for p, to in edges.items() if p and "glyphgate.cli" in to]  # None: __main__

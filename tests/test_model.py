@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from glyphgate.core.model import EnergyCNN, OnnxHead
+from glyphgate.core.model.net import EnergyCNN, OnnxHead
 
 
 @pytest.fixture

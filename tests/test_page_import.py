@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from corpus.synth.faces import CLASSES
+from corpus.synth.page import DEFAULT_TEXT, render_page
 from glyphgate.cli import main
-from glyphgate.core.pagexml import class_of, graphemes
-from training.synth.faces import CLASSES
-from training.synth.page import DEFAULT_TEXT, render_page
+from glyphgate.core.pages.pagexml import class_of, graphemes
 
 
 def _tree(root):

@@ -15,7 +15,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("folder", ["default", "baseline"])
 def test_the_shipped_models_are_bound_to_their_calibration(folder):
-    from glyphgate.core.artifacts import SHIPPED, load_calibration, load_torch_model, read_json, sha256
+    from glyphgate.core.contract.artifacts import (
+        SHIPPED,
+        load_calibration,
+        load_torch_model,
+        read_json,
+        sha256,
+    )
 
     path = SHIPPED.parent / folder
     cal = load_calibration(path)  # raises when model_sha256 does not match model.onnx
@@ -45,9 +51,10 @@ def two_models(tiny_calibrated, tiny_classifier_run, train_corpus, imported_page
 
 
 def test_evaluate_measures_the_baseline_on_the_same_crops(two_models, imported_page):
-    from glyphgate.core.artifacts import load_calibration
-    from glyphgate.core.onnx_model import OnnxModel, softmax
-    from training.data_folders import read_named_classes, read_ood_folders
+    from corpus.folders import read_named_classes, read_ood_folders
+    from glyphgate.core.contract.artifacts import load_calibration
+    from glyphgate.core.contract.scores import softmax
+    from glyphgate.core.scoring.onnx_session import OnnxModel
 
     jem, base, _ = two_models
     args = ["evaluate", "--artifacts", str(jem), "--data", str(imported_page), "--name", "page"]
@@ -72,9 +79,10 @@ def test_evaluate_measures_the_baseline_on_the_same_crops(two_models, imported_p
 
 def test_peers_table_on_tiny_models(two_models, train_corpus, imported_page, capsys):
     from calibration.metrics import ood_metrics
-    from glyphgate.core.artifacts import read_json
-    from glyphgate.core.onnx_model import OnnxModel, softmax
-    from training.data_folders import read_named_classes, read_ood_folders
+    from corpus.folders import read_named_classes, read_ood_folders
+    from glyphgate.core.contract.artifacts import read_json
+    from glyphgate.core.contract.scores import softmax
+    from glyphgate.core.scoring.onnx_session import OnnxModel
 
     jem, base, real = two_models
     args = ["peers", "--artifacts", str(jem), "--baseline", str(base), "--data", str(train_corpus)]
@@ -117,8 +125,8 @@ def test_tesseract_list_mode_lines_up_with_one_crop_at_a_time(imported_page):
     """The peer reads thousands of crops per process; each crop's reading must be the one a
     single-crop run gives (a shifted page number would mislabel every crop after it)."""
     from calibration import tesseract
-    from glyphgate.core.artifacts import SHIPPED, read_json
-    from training.data_folders import named_class_samples
+    from corpus.folders import named_class_samples
+    from glyphgate.core.contract.artifacts import SHIPPED, read_json
 
     if why := tesseract.unavailable():
         pytest.skip(f"Tesseract rows not tested: {why}")

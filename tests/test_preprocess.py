@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from glyphgate.core.preprocess import (
+from glyphgate.core.image.preprocess import (
     IMAGE_SIZE,
     pil_to_gray,
     prepare,
@@ -127,7 +127,7 @@ def test_huge_scans_are_box_averaged_first_and_still_look_the_same():
     0.9 s); the model input differs from the full-resolution path by under 2.5 % of its range."""
     from pathlib import Path
 
-    from glyphgate.core.preprocess import REDUCE_ABOVE
+    from glyphgate.core.image.preprocess import REDUCE_ABOVE
 
     glyph = Image.open(Path(__file__).parents[1] / "examples/glyphs/a.png").convert("L")
     huge = glyph.resize((6000, 6000), Image.BILINEAR)

@@ -36,9 +36,9 @@ def evaluated(tiny_calibrated, imported_page, tmp_path_factory):
 
 
 def test_evaluate_measures_what_the_onnx_model_says(evaluated, imported_page):
-    from glyphgate.core.artifacts import load_calibration, read_json
-    from glyphgate.core.onnx_model import OnnxModel
-    from training.data_folders import read_named_classes, read_ood_folders
+    from corpus.folders import read_named_classes, read_ood_folders
+    from glyphgate.core.contract.artifacts import load_calibration, read_json
+    from glyphgate.core.scoring.onnx_session import OnnxModel
 
     r = json.loads((evaluated / "real_scans.json").read_text(encoding="utf-8"))["rendered"]
     cal = load_calibration(evaluated)
@@ -80,7 +80,7 @@ def test_recalibrating_drops_real_figures_made_at_the_old_threshold(evaluated, t
 
 
 def test_robustness_panel_rows_in_calibration_json(tiny_calibrated):
-    from training.augment import PANEL
+    from corpus.augment import PANEL
 
     cal = json.loads((tiny_calibrated / "calibration.json").read_text(encoding="utf-8"))
     panel = cal["robustness"]
@@ -158,10 +158,10 @@ def _hand_count(energies, threshold) -> float:
 def test_threshold_and_p_values_rest_on_the_real_validation_glyphs(
     tiny_artifacts, train_corpus, imported_page, tmp_path
 ):
-    from glyphgate.core.artifacts import load_calibration, read_json
-    from glyphgate.core.onnx_model import OnnxModel
-    from training.data import load_glyph_data
-    from training.data_folders import read_named_classes, read_ood_folders
+    from corpus.folders import read_named_classes, read_ood_folders
+    from corpus.load import load_glyph_data
+    from glyphgate.core.contract.artifacts import load_calibration, read_json
+    from glyphgate.core.scoring.onnx_session import OnnxModel
 
     real = tmp_path / "real"
     shutil.copytree(imported_page, real / "val")  # the page stands for the validation works
@@ -193,9 +193,9 @@ def test_threshold_and_p_values_rest_on_the_real_validation_glyphs(
 
 
 def test_evaluate_reports_each_kind_caught_at_the_shipped_threshold(evaluated, imported_page):
-    from glyphgate.core.artifacts import load_calibration
-    from glyphgate.core.onnx_model import OnnxModel
-    from training.data_folders import read_ood_folders
+    from corpus.folders import read_ood_folders
+    from glyphgate.core.contract.artifacts import load_calibration
+    from glyphgate.core.scoring.onnx_session import OnnxModel
 
     r = json.loads((evaluated / "real_scans.json").read_text(encoding="utf-8"))["rendered"]
     threshold = load_calibration(evaluated)["threshold"]

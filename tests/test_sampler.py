@@ -1,7 +1,8 @@
 import torch
 
-from glyphgate.core.model import EnergyCNN
-from glyphgate.core.sampler import InformativeInit, ReplayBuffer, SGLDSampler
+from glyphgate.core.model.net import EnergyCNN
+from glyphgate.core.model.sampler import InformativeInit, SGLDSampler
+from training.replay import ReplayBuffer
 
 
 def _net():

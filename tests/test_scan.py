@@ -104,7 +104,7 @@ def test_scan_of_a_missing_path_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_scan_finds_the_shipped_model_from_any_directory(mixed_folder, tmp_path, monkeypatch, capsys):
-    from glyphgate.core.artifacts import SHIPPED
+    from glyphgate.core.contract.artifacts import SHIPPED
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GLYPHGATE_ARTIFACTS", raising=False)

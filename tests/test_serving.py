@@ -13,7 +13,7 @@ import pytest
 from live_server import Server
 from PIL import Image
 
-from glyphgate.core.preprocess import pil_to_gray, preprocess
+from glyphgate.core.image.preprocess import pil_to_gray, preprocess
 
 pytestmark = pytest.mark.slow
 MAX_MB = 2
@@ -512,7 +512,7 @@ def test_scan_through_the_server_matches_local_scoring(server, tiny_calibrated, 
 
 
 def test_scan_page_returns_a_verdict_per_glyph_and_the_annotated_page(client, tmp_path):
-    from training.synth.page import DEFAULT_TEXT, render_page
+    from corpus.synth.page import DEFAULT_TEXT, render_page
 
     png, xml = render_page(tmp_path, "p", glyph_level=False)
     files = {
@@ -600,7 +600,7 @@ def test_an_endpoint_nobody_declared_is_guarded_by_default():
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from glyphgate.core.settings import Settings
+    from glyphgate.core.contract.settings import Settings
     from serving.middleware import GateMiddleware
 
     ok = lambda request: PlainTextResponse("ok")  # noqa: E731

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from training.synth import ood, ood_page
-from training.synth.corpus import DEFAULT_TOTAL, split_labels, split_sizes, synthesize
-from training.synth.faces import (
+from corpus.synth import ood, ood_page
+from corpus.synth.corpus import DEFAULT_TOTAL, split_labels, split_sizes, synthesize
+from corpus.synth.faces import (
     BLACKLETTER_FILES,
     CLASSES,
     FONT_DIR,

@@ -164,7 +164,7 @@ def test_icd_mode_trains_and_logs_its_loss_terms(tiny_icd_run, tmp_path):
     augmentation transitions; it still classifies, and its export keeps the transitions."""
     import csv
 
-    from glyphgate.core.artifacts import load_torch_model
+    from glyphgate.core.contract.artifacts import load_torch_model
 
     run = tiny_icd_run
     metrics = json.loads((run / "metrics.json").read_text())
@@ -228,7 +228,7 @@ def test_sam_step_takes_the_gradient_at_the_perturbed_weights():
 
 
 def test_px_plain_hands_p_x_the_images_before_augmentation(train_corpus):
-    from training.data import GlyphDataModule
+    from training.datamodule import GlyphDataModule
 
     dm = GlyphDataModule(str(train_corpus), batch_size=8, augment=True, px_plain=True)
     dm.setup("fit")

@@ -23,7 +23,7 @@ def scans(train_corpus, tiny_calibrated, tmp_path_factory):
     """The test glyph the tiny model finds most glyph-like, and a uniform-noise scan."""
     import onnxruntime as ort
 
-    from glyphgate.core.preprocess import preprocess
+    from glyphgate.core.image.preprocess import preprocess
 
     with open(train_corpus / "test.npy", "rb") as f:
         x = np.load(f)

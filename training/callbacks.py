@@ -8,7 +8,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from glyphgate.core.errors import DivergenceError
-from glyphgate.core.grid import save_grid
+from glyphgate.core.image.grid import save_grid
 
 
 class SampleGrids(pl.Callback):

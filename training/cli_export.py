@@ -13,7 +13,7 @@ def add_export_arguments(p):
 
 
 def export(args) -> int:
-    from .export import export as run_export
+    from training.export import export as run_export
 
     result = run_export(args.ckpt, args.out)
     print(json.dumps(result, indent=2))

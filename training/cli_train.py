@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from glyphgate.core.errors import ConfigError
-
-from .config import MODES, TrainConfig
+from glyphgate.core.model.modes import MODES
+from training.config import TrainConfig
 
 
 def add_train_arguments(p):
@@ -40,7 +40,7 @@ def add_train_arguments(p):
 
 
 def train(args) -> int:
-    from .train import run_training
+    from training.train import run_training
 
     overrides = {
         "mode": args.mode,
@@ -93,12 +93,11 @@ def add_generate_arguments(p):
 def evaluate_generation(args) -> int:
     import torch
 
-    from glyphgate.core.artifacts import load_torch_model
-    from glyphgate.core.grid import save_grid
-
-    from .data import load_glyph_data
-    from .gen_quality import evaluate_generation as run
-    from .gen_quality import load_sampling_model
+    from corpus.load import load_glyph_data
+    from glyphgate.core.contract.artifacts import load_torch_model
+    from glyphgate.core.image.grid import save_grid
+    from training.gen_quality import evaluate_generation as run
+    from training.gen_quality import load_sampling_model
 
     if not (args.baseline and args.data):
         raise ConfigError(
@@ -124,10 +123,9 @@ def evaluate_generation(args) -> int:
 def generate(args) -> int:
     if args.evaluate:
         return evaluate_generation(args)
-    from glyphgate.core.generate import synthesize
-    from glyphgate.core.grid import save_grid
-
-    from .generate import load_module, save_chain_strip
+    from glyphgate.core.image.grid import save_grid
+    from glyphgate.core.model.sgld import synthesize
+    from training.checkpoint import load_module, save_chain_strip
 
     if not 1 <= args.n <= 1024:
         raise ConfigError(f"--n {args.n}: expected 1..1024")

@@ -7,14 +7,7 @@ import json
 from pathlib import Path
 
 from glyphgate.core.errors import ConfigError, DataError
-
-MODES = ("jem", "icd", "ebm", "classifier")
-JOINT = ("jem", "icd")  # modes that learn p(x) and p(y|x) together
-
-
-def uses_exposure(mode: str, oe_weight: float) -> bool:
-    """Whether a run sees outlier-exposure negatives: only the joint modes, with a weight."""
-    return oe_weight > 0 and mode in JOINT
+from glyphgate.core.model.modes import MODES
 
 
 @dataclasses.dataclass
@@ -56,7 +49,7 @@ class TrainConfig:
     # 0 flags 78 % of synthetic test glyphs at the real-fitted threshold, 0.4 26 %, 0.6-0.7 4-10 %,
     # 1.0 0.1 % but then real non-glyphs pass; see the README.
     init_real_share: float = 0.6
-    # data: scan augmentations drawn per sample (training/augment.py), real glyphs mixed in at a
+    # data: scan augmentations drawn per sample (corpus/augment.py), real glyphs mixed in at a
     # fixed share of every epoch (`glyphgate train --real`), and outlier exposure
     augment: bool = True
     # SADA-JEM's split (Yang, Su, Ji 2023): the scan augmentations feed the cross-entropy and
@@ -71,7 +64,7 @@ class TrainConfig:
     # glyphs ~ fragments, digits/punctuation ~ other symbols, blank paper, ink blots), plus the
     # real training works' own ood/ folders; every other OOD kind is an evaluation kind, never
     # seen in training. Kinds missing from a data folder are skipped.
-    # The non-glyphs of training/synth/ood_page.py split the same way: solid shapes, rules and
+    # The non-glyphs of corpus/synth/ood_page.py split the same way: solid shapes, rules and
     # handwriting are exposure kinds; stamps, ornaments, page edges and bleed-through are
     # evaluation kinds, as are Greek/Cyrillic, foreign capitals and rotated/mirrored glyphs.
     exposure_kinds: tuple[str, ...] = (

@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glyphgate.core.artifacts import (
+from glyphgate.core.contract.artifacts import (
     CLASSES_JSON,
     MODEL_ONNX,
     MODEL_PT,
     save_torch_model,
 )
 from glyphgate.core.errors import ExportError
-from glyphgate.core.model import EnergyCNN, OnnxHead
-from glyphgate.core.preprocess import SHAPE
+from glyphgate.core.image.preprocess import SHAPE
+from glyphgate.core.model.net import EnergyCNN, OnnxHead
 
 PARITY_TOL = 1e-4
 PARITY_BATCHES = (1, 7, 64)
@@ -76,7 +76,7 @@ def onnx_parity(net: EnergyCNN, path: Path, batches=PARITY_BATCHES, seed: int = 
 
 
 def export(ckpt: str | Path, out: str | Path) -> dict:
-    from .generate import load_module
+    from training.checkpoint import load_module
 
     module = load_module(ckpt)
     net = module.net.cpu().eval()

@@ -127,9 +127,8 @@ def evaluate_generation(
 
 def load_sampling_model(path: str | Path):
     """A Lightning checkpoint (.ckpt) or an exported model (artifacts folder or its model.pt)."""
-    from glyphgate.core.artifacts import load_torch_model
-
-    from .generate import load_module
+    from glyphgate.core.contract.artifacts import load_torch_model
+    from training.checkpoint import load_module
 
     p = Path(path)
     if p.is_dir() or p.suffix == ".pt":

@@ -8,14 +8,15 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import binary_auroc
+from sklearn.metrics import roc_auc_score
 
+from glyphgate.core.contract.scores import id_vs_ood
 from glyphgate.core.errors import DivergenceError
-from glyphgate.core.model import EnergyCNN
-from glyphgate.core.ood_labels import id_vs_ood
-from glyphgate.core.sampler import InformativeInit, ReplayBuffer, SGLDSampler
-
-from .config import JOINT, TrainConfig
+from glyphgate.core.model.modes import JOINT
+from glyphgate.core.model.net import EnergyCNN
+from glyphgate.core.model.sampler import InformativeInit, SGLDSampler
+from training.config import TrainConfig
+from training.replay import ReplayBuffer
 
 
 def energy_auroc(e_id: torch.Tensor, e_ood: torch.Tensor, nan_as: float = float("nan")) -> float:
@@ -23,7 +24,7 @@ def energy_auroc(e_id: torch.Tensor, e_ood: torch.Tensor, nan_as: float = float(
     scores, is_ood = id_vs_ood(e_id.cpu().numpy(), e_ood.cpu().numpy())
     if not np.isfinite(scores).all() or len(set(is_ood)) < 2:
         return nan_as
-    return float(binary_auroc(torch.from_numpy(scores), torch.from_numpy(is_ood).long()))
+    return float(roc_auc_score(is_ood, scores))  # scikit-learn, as every AUROC of calibration
 
 
 def mix_for_init(x, y, xr, yr, share: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,12 +11,12 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
+from corpus.load import GlyphData
 from glyphgate.core.errors import DataError
-
-from .callbacks import DivergenceGuard, SampleGrids
-from .config import TrainConfig
-from .data import GlyphData, GlyphDataModule
-from .module import JEMModule, energy_auroc
+from training.callbacks import DivergenceGuard, SampleGrids
+from training.config import TrainConfig
+from training.datamodule import GlyphDataModule
+from training.module import JEMModule, energy_auroc
 
 
 def energy_aurocs(module: JEMModule, data: GlyphData) -> dict[str, float]:
@@ -40,7 +40,7 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
 
     start = None
     if cfg.init_from and not resume:
-        from glyphgate.core.artifacts import load_torch_model
+        from glyphgate.core.contract.artifacts import load_torch_model
 
         start = load_torch_model(
             Path(cfg.init_from).parent if Path(cfg.init_from).suffix == ".pt" else cfg.init_from

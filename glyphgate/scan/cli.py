@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from glyphgate.core.pages import add_page_arguments
+from glyphgate.core.pages.cuts import add_page_arguments
 
 
 def add_scan_arguments(p):
@@ -44,26 +44,21 @@ def add_scan_arguments(p):
 
 
 def scan(args) -> int:
-    from glyphgate.core.artifacts import default_artifacts
+    from glyphgate.core.contract.settings import load as load_settings
     from glyphgate.core.errors import ConfigError
-    from glyphgate.core.settings import load as load_settings
-
-    from .folder import scan as run
+    from glyphgate.scan.folder import scan as run
 
     if not 1 <= args.batch <= 4096:
         raise ConfigError(f"--batch {args.batch}: expected 1..4096")
     if args.fdr is not None and not 0 < args.fdr < 1:
         raise ConfigError(f"--fdr {args.fdr}: expected a value strictly between 0 and 1")
     # Pages and folders are scored the same way: locally or through a server.
-    scorer = dict(
-        artifacts=args.artifacts or default_artifacts(),
-        url=args.url,
-        token=load_settings().api_token,
-    )
+    settings = load_settings()
+    scorer = dict(artifacts=args.artifacts or settings.artifacts, url=args.url, token=settings.api_token)
     if args.page:
         if args.fdr is not None:
             raise ConfigError("--fdr applies to folders of scans, not yet to --page")
-        from .page import scan_pages
+        from glyphgate.scan.page import scan_pages
 
         summary = scan_pages(
             args.path,

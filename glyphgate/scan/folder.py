@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from glyphgate.core.artifacts import load_calibration
-from glyphgate.core.decode import decode, decode_many
+from glyphgate.core.contract.artifacts import load_calibration
+from glyphgate.core.contract.settings import load as load_settings
 from glyphgate.core.errors import DataError
-from glyphgate.core.grid import grid_image, input_image
-from glyphgate.core.scoring import VERDICT
-from glyphgate.core.settings import load as load_settings
+from glyphgate.core.image.decode import decode, decode_many
+from glyphgate.core.image.grid import grid_image, input_image
+from glyphgate.core.scoring.scorer import VERDICT
 
 FIELDS = ["path", "label", "confidence", "energy", "p_value", "is_ood", "error"]
 
@@ -63,17 +63,10 @@ def chunks(seq: list, size: int) -> Iterator[list]:
 
 class LocalScorer:
     def __init__(self, artifacts: Path):
-        from glyphgate.core.scoring import Scorer
+        from glyphgate.core.scoring.scorer import Scorer
 
         cal, settings = load_calibration(artifacts), load_settings()
-        self.scorer = Scorer(
-            artifacts,
-            cal["classes"],
-            cal["threshold"],
-            threads=settings.ort_threads,
-            temperature=cal.get("temperature", 1.0),
-            cal_energies=cal.get("id_energies"),
-        )
+        self.scorer = Scorer.from_calibration(artifacts, cal, settings.ort_threads)
         self.max_pixels = settings.max_pixels
 
     def __call__(self, batch: list[tuple[str, bytes]]) -> tuple[list[dict], dict[str, np.ndarray]]:

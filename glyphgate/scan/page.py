@@ -22,10 +22,9 @@ import numpy as np
 from PIL import Image
 
 from glyphgate.core.errors import DataError
-from glyphgate.core.pages import PageCuts, page_files, scored_glyphs, word_splits
-from glyphgate.core.pagexml import annotate, read_page
-
-from .folder import LocalScorer, RemoteScorer, write_reports
+from glyphgate.core.pages.cuts import PageCuts, page_files, scored_glyphs, word_splits
+from glyphgate.core.pages.pagexml import annotate, read_page
+from glyphgate.scan.folder import LocalScorer, RemoteScorer, write_reports
 
 FIELDS = [
     "page",

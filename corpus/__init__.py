@@ -1,0 +1,1 @@
+"""Glyph data: loaders for every layout, the synthetic corpus, PAGE import, scan augmentation, examples."""

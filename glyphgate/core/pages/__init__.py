@@ -1,0 +1,1 @@
+"""Page formats (PAGE-XML now) and the glyph cuts of a page."""

@@ -1,0 +1,332 @@
+"""PAGE-XML pages (2013-07-15 and 2019-07-15) -> labelled glyph crops, the archive's own format.
+
+A page is read into lines of words of glyphs, each with its polygon. Glyph-level `Coords` are
+used as they are; a word without glyphs is split into connected components of its ink, with
+dots, macrons and other marks above or below a stem merged into it, and kept only where the
+component count equals the transcription's length (in graphemes: a base letter and its
+combining marks are one glyph, as `aͤ` is one printed sort).
+
+The importer is read-only on the page: every crop is cut from the image given (grey stays grey,
+binarised stays binarised) and written by `import_pages` in the image-folder layout.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from defusedxml import ElementTree as SafeET
+from scipy import ndimage
+
+from glyphgate.core.errors import DataError
+
+PAGE_NS = re.compile(r"^\{(http://schema\.primaresearch\.org/PAGE/gts/pagecontent/\d{4}-\d{2}-\d{2})\}PcGts$")
+CROPS = ("tight", "box", "line")
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+
+# Transcriptions write the abbreviation stroke over a vowel as a tilde (OCR-D ground truth) or a
+# macron; on the page it is the same cast bar, which the corpus' classes name with a macron.
+ABBREVIATIONS = {"ã": "ā", "ẽ": "ē", "ĩ": "ī", "õ": "ō", "ũ": "ū"}
+
+
+@dataclass
+class Glyph:
+    id: str
+    text: str
+    box: tuple[int, int, int, int]  # (top, bottom, left, right) in page pixels, exclusive ends
+
+
+@dataclass
+class Word:
+    id: str
+    text: str
+    box: tuple[int, int, int, int]
+    polygon: np.ndarray  # (K, 2) x, y
+    glyphs: list[Glyph] = field(default_factory=list)
+
+
+@dataclass
+class Line:
+    id: str
+    box: tuple[int, int, int, int]
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    xml: Path
+    image_filename: str
+    size: tuple[int, int] | None  # (height, width) the XML declares
+    lines: list[Line]
+    regions: list[tuple[int, int, int, int]]
+
+
+def graphemes(text: str) -> list[str]:
+    """Base characters with their combining marks, NFC-composed: 'Aufklaͤrung' -> 10 glyphs."""
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFC", text.strip()):
+        if out and unicodedata.combining(ch):
+            out[-1] += ch
+        elif not ch.isspace():
+            out.append(ch)
+    return [unicodedata.normalize("NFC", g) for g in out]
+
+
+def class_of(grapheme: str, classes: set[str]) -> str | None:
+    """The model class a transcribed glyph belongs to, or None (a symbol outside the classes)."""
+    g = ABBREVIATIONS.get(grapheme, grapheme)
+    return g if g in classes else None
+
+
+def _points(el, ns: str, where: str) -> np.ndarray:
+    coords = el.find(f"{{{ns}}}Coords")
+    if coords is None or not coords.get("points", "").strip():
+        raise ValueError(f"{where}: no Coords/@points")
+    try:
+        pts = np.array(
+            [[float(v) for v in p.split(",")] for p in coords.get("points").split()], dtype=np.float64
+        )
+    except ValueError:
+        raise ValueError(f"{where}: unreadable Coords/@points") from None
+    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 1:
+        raise ValueError(f"{where}: unreadable Coords/@points")
+    return pts
+
+
+def _box(pts: np.ndarray) -> tuple[int, int, int, int]:
+    return (
+        int(np.floor(pts[:, 1].min())),
+        int(np.ceil(pts[:, 1].max())) + 1,
+        int(np.floor(pts[:, 0].min())),
+        int(np.ceil(pts[:, 0].max())) + 1,
+    )
+
+
+def _text(el, ns: str) -> str:
+    """The element's own TextEquiv (index 1 / the first when several), not its children's."""
+    equivs = el.findall(f"{{{ns}}}TextEquiv")
+    if not equivs:
+        return ""
+    equivs.sort(key=lambda e: int(e.get("index", "1")) if e.get("index", "1").lstrip("-").isdigit() else 1)
+    uni = equivs[0].find(f"{{{ns}}}Unicode")
+    return (uni.text or "") if uni is not None else ""
+
+
+def read_page(xml: str | Path) -> tuple[Page, list[str]]:
+    """Parse one PAGE-XML file -> (page, warnings about elements it skipped)."""
+    xml = Path(xml)
+    try:
+        root = SafeET.parse(str(xml)).getroot()
+    except FileNotFoundError:
+        raise DataError(f"{xml}: file not found") from None
+    except Exception as e:  # ParseError, defusedxml's DTD/entity refusals
+        raise DataError(f"{xml}: not well-formed PAGE-XML ({type(e).__name__}: {e})") from None
+    m = PAGE_NS.match(root.tag)
+    if not m:
+        raise DataError(f"{xml}: not a PAGE-XML file (root element {root.tag!r})")
+    ns = m.group(1)
+    page_el = root.find(f"{{{ns}}}Page")
+    if page_el is None:
+        raise DataError(f"{xml}: no Page element")
+    size = None
+    if page_el.get("imageHeight", "").isdigit() and page_el.get("imageWidth", "").isdigit():
+        size = (int(page_el.get("imageHeight")), int(page_el.get("imageWidth")))
+    warnings: list[str] = []
+    lines: list[Line] = []
+    regions = []
+    for region in page_el.iter(f"{{{ns}}}TextRegion"):
+        try:
+            regions.append(_box(_points(region, ns, f"TextRegion {region.get('id')}")))
+        except ValueError as e:
+            warnings.append(str(e))
+    for line_el in page_el.iter(f"{{{ns}}}TextLine"):
+        lid = line_el.get("id", "?")
+        try:
+            line = Line(lid, _box(_points(line_el, ns, f"TextLine {lid}")))
+        except ValueError as e:
+            warnings.append(str(e))
+            continue
+        for word_el in line_el.findall(f"{{{ns}}}Word"):
+            wid = word_el.get("id", "?")
+            try:
+                poly = _points(word_el, ns, f"Word {wid}")
+                word = Word(wid, _text(word_el, ns).strip(), _box(poly), poly)
+                for g in word_el.findall(f"{{{ns}}}Glyph"):
+                    gid = g.get("id", "?")
+                    word.glyphs.append(Glyph(gid, _text(g, ns).strip(), _box(_points(g, ns, f"Glyph {gid}"))))
+            except ValueError as e:
+                warnings.append(str(e))
+                continue
+            line.words.append(word)
+        lines.append(line)
+    return Page(xml, page_el.get("imageFilename", ""), size, lines, regions), warnings
+
+
+def find_image(page: Page, image: str | Path | None = None) -> Path:
+    """The page image: `image` itself, the image in folder `image` whose name carries the XML's
+    page number, or Page/@imageFilename resolved next to the XML (any image suffix, since
+    workspaces convert the original TIFF)."""
+    if image is not None:
+        image = Path(image)
+        if image.is_file():
+            return image
+        if image.is_dir():
+            number = re.findall(r"\d+", page.xml.stem)
+            if number:
+                hits = [
+                    p
+                    for p in sorted(image.iterdir())
+                    if p.suffix.lower() in IMAGE_SUFFIXES and re.findall(r"\d+", p.stem)[-1:] == number[-1:]
+                ]
+                if len(hits) == 1:
+                    return hits[0]
+            raise DataError(
+                f"{page.xml}: no single image in {image} with page number {number[-1] if number else '?'}"
+            )
+        raise DataError(f"{page.xml}: image {image} not found")
+    if not page.image_filename:
+        raise DataError(f"{page.xml}: no Page/@imageFilename; pass --image")
+    name = Path(page.image_filename)
+    for base in (page.xml.parent, page.xml.parent.parent):
+        for candidate in [base / name] + [(base / name).with_suffix(s) for s in IMAGE_SUFFIXES]:
+            if candidate.is_file():
+                return candidate
+    raise DataError(f"{page.xml}: page image {page.image_filename} not found next to it; pass --image")
+
+
+def otsu(values: np.ndarray) -> float:
+    """Otsu's threshold of grey values in [0, 255]."""
+    hist = np.bincount(np.clip(values.ravel(), 0, 255).astype(np.int64), minlength=256).astype(np.float64)
+    p = hist / max(hist.sum(), 1)
+    omega, mu = np.cumsum(p), np.cumsum(p * np.arange(256))
+    between = (mu[-1] * omega - mu) ** 2 / np.maximum(omega * (1 - omega), 1e-12)
+    return float(np.argmax(between)) + 0.5
+
+
+def ink_mask(crop: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    return crop < (otsu(crop) if threshold is None else threshold)
+
+
+def split_word(gray: np.ndarray, word: Word, threshold: float) -> list[tuple[int, int, int, int]]:
+    """Connected components of a word's ink -> glyph boxes left to right (page pixels).
+
+    Specks smaller than 1 % of the word's height squared are dust; a component lying mostly
+    inside another's columns (a dot, a macron, a tilde, two dots of an umlaut, a broken stroke)
+    merges into it, so `i`, `ā` and `ä` stay one glyph each.
+    """
+    t, b, l, r = word.box
+    crop = gray[t:b, l:r]
+    mask = ink_mask(crop, threshold)
+    # Only the word's own polygon: neighbours' ascenders often reach into its box.
+    from PIL import Image, ImageDraw
+
+    poly = Image.new("1", (crop.shape[1], crop.shape[0]), 0)
+    ImageDraw.Draw(poly).polygon([(x - l, y - t) for x, y in word.polygon], fill=1)
+    mask &= np.asarray(poly, bool)
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return []
+    sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
+    comps = [
+        [s[0].start, s[0].stop, s[1].start, s[1].stop]
+        for s, a in zip(ndimage.find_objects(labels), sizes)
+        if a >= 0.01 * (b - t) ** 2
+    ]
+    comps.sort(key=lambda c: -(c[1] - c[0]) * (c[3] - c[2]))  # biggest first: stems absorb marks
+    merged: list[list[int]] = []
+    for c in comps:
+        for m in merged:
+            overlap = min(c[3], m[3]) - max(c[2], m[2])
+            if overlap >= 0.5 * (c[3] - c[2]):
+                m[:] = [min(c[0], m[0]), max(c[1], m[1]), min(c[2], m[2]), max(c[3], m[3])]
+                break
+        else:
+            merged.append(list(c))
+    merged.sort(key=lambda c: c[2])
+    return [(t + c[0], t + c[1], l + c[2], l + c[3]) for c in merged]
+
+
+def cut(
+    gray: np.ndarray,
+    box: tuple[int, int, int, int],
+    crop: str,
+    line_box: tuple[int, int, int, int],
+    threshold: float,
+) -> np.ndarray | None:
+    """One glyph crop from the page by the crop convention; None when the box holds no ink.
+
+    tight: the ink box inside the glyph's box; box: the ink box with a margin of 15 % of its
+    longer side; line: the text line's height, the ink box with that margin across.
+    """
+    h, w = gray.shape
+    t, b, l, r = box
+    region = gray[t:b, l:r]
+    if region.size == 0:
+        return None
+    ink = ink_mask(region, threshold)
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if len(rows) == 0:
+        return None
+    t, b, l, r = t + rows[0], t + rows[-1] + 1, l + cols[0], l + cols[-1] + 1
+    if crop != "tight":
+        pad = max(1, round(0.15 * max(b - t, r - l)))
+        t, b, l, r = t - pad, b + pad, l - pad, r + pad
+    if crop == "line":
+        t, b = min(t, line_box[0]), max(b, line_box[1])
+    t, b, l, r = max(0, t), min(h, b), max(0, l), min(w, r)
+    return gray[t:b, l:r]
+
+
+def annotate(xml: Path, verdicts: dict[str, dict], split: dict[str, list], out) -> None:
+    """Write a copy of `xml` with each glyph's verdict to `out` (a path or a binary file);
+    `split` = word id -> [(glyph id, box, text)] for glyphs that came from a word split (they
+    become new Glyph elements)."""
+    tree = SafeET.parse(str(xml))
+    root = tree.getroot()
+    ns = PAGE_NS.match(root.tag).group(1)
+    ET.register_namespace("", ns)
+    q = lambda tag: f"{{{ns}}}{tag}"  # noqa: E731
+
+    def mark(glyph_el, v: dict) -> None:
+        custom = (
+            f"glyphgate {{label:{v['label']}; confidence:{v['confidence']:.4f}; energy:{v['energy']:.4f}; "
+            f"p_value:{'' if v['p_value'] is None else format(v['p_value'], '.4f')}; is_ood:{str(v['is_ood']).lower()};}}"
+        )
+        glyph_el.set("custom", (glyph_el.get("custom", "") + " " + custom).strip())
+        te = ET.Element(
+            q("TextEquiv"),
+            {
+                "index": "2",
+                "conf": f"{v['confidence']:.4f}",
+                "comments": "glyphgate: the model's label; energy, p_value and is_ood in @custom",
+            },
+        )
+        ET.SubElement(te, q("Unicode")).text = v["label"]
+        children = list(glyph_el)
+        after = [i for i, c in enumerate(children) if c.tag in (q("Coords"), q("Graphemes"), q("TextEquiv"))]
+        glyph_el.insert(after[-1] + 1 if after else 0, te)
+
+    for word_el in root.iter(q("Word")):
+        for g in word_el.findall(q("Glyph")):
+            if g.get("id") in verdicts:
+                mark(g, verdicts[g.get("id")])
+        new = split.get(word_el.get("id"), [])
+        if new:
+            children = list(word_el)
+            at = next((i + 1 for i, c in enumerate(children) if c.tag == q("Coords")), 0)
+            for k, (gid, box, text) in enumerate(new):
+                g = ET.Element(q("Glyph"), {"id": gid})
+                t, b, left, r = box
+                ET.SubElement(
+                    g, q("Coords"), {"points": f"{left},{t} {r - 1},{t} {r - 1},{b - 1} {left},{b - 1}"}
+                )
+                if text:
+                    ET.SubElement(ET.SubElement(g, q("TextEquiv"), {"index": "1"}), q("Unicode")).text = text
+                if gid in verdicts:
+                    mark(g, verdicts[gid])
+                word_el.insert(at + k, g)
+    tree.write(out, encoding="utf-8", xml_declaration=True)

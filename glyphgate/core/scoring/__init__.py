@@ -1,0 +1,1 @@
+"""The gate: ONNX Runtime scoring, the score registry, verdicts and p-values."""

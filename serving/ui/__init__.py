@@ -1,0 +1,1 @@
+"""The demo page: its static files and the Starlette app that mounts them at /ui."""
