@@ -22,6 +22,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from scipy import ndimage
 
+from glyphgate.core.image.ink import CROP_MARGIN, convention_box, otsu, stroke
 from glyphgate.core.image.preprocess import prepare
 
 
@@ -62,18 +63,13 @@ def ink_box(x: torch.Tensor) -> tuple[int, int, int, int] | None:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def recrop(x: torch.Tensor, mode: str, margin: float = 0.15) -> torch.Tensor:
-    """Re-cut to another crop convention: `tight` ink box, `box` (ink box + margin of its
-    longer side), `line` (full height, ink box + margin across), then preprocess again."""
+def recrop(x: torch.Tensor, mode: str, margin: float = CROP_MARGIN) -> torch.Tensor:
+    """Re-cut to another crop convention (glyphgate.core.image.ink's, as page import cuts), around
+    the ink box of the glyph in the middle, then preprocess again."""
     box = ink_box(x)
     if box is None:
         return x
-    t, b, l, r = box
-    pad = round(margin * max(b - t, r - l)) if mode != "tight" else 0
-    h, w = x.shape[-2:]
-    if mode == "line":
-        t, b = 0, h
-    t, b, l, r = max(0, t - pad), min(h, b + pad), max(0, l - pad), min(w, r + pad)
+    t, b, l, r = convention_box(box, mode, tuple(x.shape[-2:]), margin=margin, min_pad=0)
     return torch.from_numpy(prepare(x[0, t:b, l:r].numpy()))[0]
 
 
@@ -81,12 +77,7 @@ def binarise(x: torch.Tensor, method: str = "otsu", window: int = 15, k: float =
     """Bitonal scan: global Otsu threshold, or Sauvola's local one (mean and deviation in a window)."""
     u = (x + 1) / 2
     if method == "otsu":
-        hist = torch.histc(u, bins=64, min=0, max=1)
-        p = hist / hist.sum()
-        omega = p.cumsum(0)
-        mu = (p * torch.linspace(0, 1, 64)).cumsum(0)
-        between = (mu[-1] * omega - mu) ** 2 / (omega * (1 - omega)).clamp_min(1e-12)
-        thr = (int(between.argmax()) + 0.5) / 64
+        thr = otsu(u.numpy(), bins=64, top=1.0)
     else:
         pad = window // 2
         padded = F.pad(u[None], (pad,) * 4, mode="reflect")
@@ -102,16 +93,6 @@ def speckle(x: torch.Tensor, amount: float, gen: torch.Generator | None = None) 
     """Salt-and-pepper dots, the dust a bitonal threshold leaves."""
     r = torch.rand(x.shape, generator=gen)
     return torch.where(r < amount / 2, -1.0, torch.where(r > 1 - amount / 2, 1.0, x))
-
-
-def stroke(x: torch.Tensor, px: int) -> torch.Tensor:
-    """Heavier (px > 0) or lighter (px < 0) type: grey-level dilation or erosion of the ink."""
-    if px == 0:
-        return x
-    k = 2 * abs(px) + 1
-    if px > 0:  # ink is dark: growing it is a min filter
-        return -F.max_pool2d(-x[None], k, stride=1, padding=abs(px))[0]
-    return F.max_pool2d(x[None], k, stride=1, padding=abs(px))[0]
 
 
 def low_res(x: torch.Tensor, size: int, up: str = "bilinear") -> torch.Tensor:
@@ -148,8 +129,8 @@ def rotate(x: torch.Tensor, degrees: float, shear: float = 0.0) -> torch.Tensor:
 # The robustness panel: one fixed perturbation per row, applied to every test image.
 PANEL = {
     "tight crop": lambda x: recrop(x, "tight"),
-    "box crop": lambda x: recrop(x, "box", 0.15),
-    "line crop": lambda x: recrop(x, "line", 0.15),
+    "box crop": lambda x: recrop(x, "box"),
+    "line crop": lambda x: recrop(x, "line"),
     "binarised (Otsu)": lambda x: binarise(x, "otsu"),
     "binarised (Sauvola)": lambda x: binarise(x, "sauvola"),
     "stroke +1 px": lambda x: stroke(x, 1),

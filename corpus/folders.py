@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision.datasets.folder import find_classes, make_dataset
 from tqdm import tqdm
 
 from glyphgate.core.errors import DataError
+from glyphgate.core.image.decode import DEFAULT_MAX_PIXELS, open_image
 from glyphgate.core.image.preprocess import pil_to_gray, preprocess
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -19,12 +19,8 @@ SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 
 def open_gray(path: str | Path) -> np.ndarray:
     """Decode any PNG/JPEG/TIFF (first frame) to a float32 grayscale array, or a DataError."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return pil_to_gray(im)
-    except Exception as e:  # PIL raises many exception types for damaged files
-        raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
+    with open_image(path, str(path), DEFAULT_MAX_PIXELS, error=DataError) as im:
+        return pil_to_gray(im)
 
 
 def class_folders(root: Path) -> list[str]:

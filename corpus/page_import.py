@@ -23,8 +23,9 @@ import numpy as np
 from PIL import Image
 
 from glyphgate.core.errors import DataError
-from glyphgate.core.pages.cuts import PageCuts, page_files
-from glyphgate.core.pages.pagexml import CROPS, Page, class_of, cut, read_page
+from glyphgate.core.image.ink import CROPS
+from glyphgate.core.pages.cuts import PageCuts, cut, page_files
+from glyphgate.core.pages.pagexml import Page, class_of, read_page
 
 WORD_MIN_GLYPHS = 3
 # The fixed split of OCR-D-GT-VD-SBB by work (its test works are never trained or tuned on).

@@ -139,5 +139,23 @@ class TrainConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def sampler_kwargs(self, chains: str = "persistent") -> dict:
+        """This run's SGLD settings, built once for both users: "persistent" for training's
+        buffer chains (restarts, transitions from the start), "fresh" for what model.pt keeps
+        to sample an export from new chains (/generate, `glyphgate generate`)."""
+        kw = dict(
+            steps=self.sgld_steps,
+            step_size=self.sgld_step_size,
+            noise=self.sgld_noise,
+            grad_clamp=self.sgld_grad_clamp,
+        )
+        if self.mode == "icd":  # sampling keeps the augmentation transitions it was trained with
+            kw["transition_every"] = self.icd_transition_every
+        if chains == "persistent":
+            kw.update(reinit=self.reinit_freq, reinit_noise=self.reinit_noise)
+            if self.mode == "icd":
+                kw["transition_start"] = self.icd_transitions
+        return kw
+
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n", encoding="utf-8")

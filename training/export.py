@@ -92,12 +92,7 @@ def export(ckpt: str | Path, out: str | Path) -> dict:
             f"tolerance {PARITY_TOL:g}); nothing exported"
         )
     c = module.cfg
-    sgld = dict(
-        steps=c.sgld_steps, step_size=c.sgld_step_size, noise=c.sgld_noise, grad_clamp=c.sgld_grad_clamp
-    )
-    if c.mode == "icd":  # /generate and `generate` keep the augmentation transitions it was trained with
-        sgld["transition_every"] = c.icd_transition_every
     init = module.init if c.init == "informative" else None
-    save_torch_model(out / MODEL_PT, net, module.classes, init, sgld, c.mode)
+    save_torch_model(out / MODEL_PT, net, module.classes, init, c.sampler_kwargs("fresh"), c.mode)
     (out / CLASSES_JSON).write_text(json.dumps(module.classes, ensure_ascii=False) + "\n", encoding="utf-8")
     return {"out": str(out), "mode": c.mode, "classes": len(module.classes), "parity_max_abs_diff": parity}

@@ -56,19 +56,8 @@ class JEMModule(pl.LightningModule):
         return self.net(x, y)
 
     def sampler(self, **overrides) -> SGLDSampler:
-        c = self.cfg
-        kw = dict(
-            steps=c.sgld_steps,
-            step_size=c.sgld_step_size,
-            noise=c.sgld_noise,
-            grad_clamp=c.sgld_grad_clamp,
-            reinit=c.reinit_freq,
-            reinit_noise=c.reinit_noise,
-        )
-        if c.mode == "icd":
-            kw.update(transition_start=c.icd_transitions, transition_every=c.icd_transition_every)
-        kw.update(overrides)
-        init = self.init if c.init == "informative" else None
+        kw = {**self.cfg.sampler_kwargs("persistent"), **overrides}
+        init = self.init if self.cfg.init == "informative" else None
         return SGLDSampler(self.net, self.hparams.num_classes, buffer=self.buffer, init=init, **kw)
 
     def setup(self, stage: str) -> None:

@@ -14,40 +14,18 @@ et al. 2019; Serrà et al. 2020): solid shapes and rules are the cases a gate mu
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 from corpus.synth import degrade
 from corpus.synth.faces import LOWER, MODERN_FACES, PRINT_FACES
+from corpus.synth.handwriting import handwriting
+from corpus.synth.marks import blur, grey_scan, mask, pick, smooth
 from corpus.synth.render import WORK, get_font
-
-
-def _pick(rng, seq):
-    return seq[int(rng.integers(len(seq)))]
-
-
-def _mask(draw_fn, size: int = WORK, supersample: int = 2) -> np.ndarray:
-    """Ink mask in [0, 1] drawn by `draw_fn(ImageDraw, scale)` at `supersample` x, box-averaged."""
-    big = Image.new("L", (size * supersample, size * supersample), 0)
-    draw_fn(ImageDraw.Draw(big), supersample)
-    return np.asarray(big.resize((size, size), Image.BOX), dtype=np.float32) / 255.0
-
-
-def _blur(a: np.ndarray, radius: float) -> np.ndarray:
-    """Gaussian blur of a [0, 1] float array (through 8 bits: Pillow blurs no float images)."""
-    img = Image.fromarray((np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)).filter(
-        ImageFilter.GaussianBlur(radius)
-    )
-    return np.asarray(img, dtype=np.float32) / 255.0
-
-
-def _grey_scan(rng, ink: np.ndarray, out: int, lo: float, hi: float) -> np.ndarray:
-    """Scan of `ink` at an ink density drawn from [lo, hi] (1 = the corpus' full black)."""
-    return degrade.scan(rng, np.clip(ink * rng.uniform(lo, hi), 0, 1), out)
 
 
 # -- solid shapes: filled discs, squares and rectangles, inked quads, blots at any grey ---------
 def solid_shapes(rng, out):
-    how = _pick(rng, ["disc", "square", "rectangle", "quad", "blot"])
+    how = pick(rng, ["disc", "square", "rectangle", "quad", "blot"])
     c = WORK / 2 + rng.uniform(-0.15, 0.15, 2) * WORK
     half = rng.uniform(0.15, 0.6) * WORK  # up to larger than the crop: a box cut inside a blob
 
@@ -74,16 +52,16 @@ def solid_shapes(rng, out):
                 r = h * rng.uniform(0.25, 0.7)
                 d.ellipse([cx + ox - r, cy + oy - r, cx + ox + r, cy + oy + r], fill=255)
 
-    ink = _mask(draw)
+    ink = mask(draw)
     if how == "blot":
-        ink = _blur(ink, rng.uniform(1, 4))
+        ink = blur(ink, rng.uniform(1, 4))
         ink = (ink > rng.uniform(0.3, 0.6)).astype(np.float32)
-    return _grey_scan(rng, ink, out, 0.25, 1.05)
+    return grey_scan(rng, ink, out, 0.25, 1.05)
 
 
 # -- rules and lines: column rules, underlines, bracket lines, frame edges -----------------------
 def rules_lines(rng, out):
-    how = _pick(rng, ["horizontal", "vertical", "underline", "bracket", "frame", "double"])
+    how = pick(rng, ["horizontal", "vertical", "underline", "bracket", "frame", "double"])
     width = float(rng.uniform(1.5, 9.0))
     pos = rng.uniform(0.2, 0.8) * WORK
     tilt = rng.uniform(-0.04, 0.04) * WORK
@@ -113,126 +91,21 @@ def rules_lines(rng, out):
             )
         else:  # frame edge: the corner of a rule box
             x, y = p, n * rng.uniform(0.2, 0.8)
-            sx, sy = _pick(rng, [-1, 1]), _pick(rng, [-1, 1])
+            sx, sy = pick(rng, [-1, 1]), pick(rng, [-1, 1])
             d.line([(x + sx * 2 * n, y), (x, y), (x, y + sy * 2 * n)], fill=255, width=w)
 
-    return _grey_scan(rng, _mask(draw), out, 0.5, 1.05)
-
-
-# -- handwriting: a broad-nib pen model ----------------------------------------------------------
-# Digits as written by hand: strokes of (x, y) control points in a unit box (y down).
-_HAND_DIGITS = {
-    "0": [[(0.5, 0), (0.15, 0.3), (0.2, 0.8), (0.5, 1), (0.85, 0.7), (0.8, 0.2), (0.5, 0)]],
-    "1": [[(0.3, 0.2), (0.55, 0), (0.5, 1)]],
-    "2": [[(0.15, 0.25), (0.5, 0), (0.85, 0.3), (0.15, 1), (0.9, 1)]],
-    "3": [[(0.2, 0.1), (0.75, 0.1), (0.4, 0.45), (0.85, 0.7), (0.5, 1), (0.15, 0.85)]],
-    "4": [[(0.7, 1), (0.65, 0), (0.1, 0.7), (0.9, 0.7)]],
-    "5": [[(0.8, 0), (0.25, 0), (0.2, 0.45), (0.75, 0.5), (0.7, 0.95), (0.15, 0.9)]],
-    "6": [[(0.75, 0.05), (0.25, 0.4), (0.25, 0.95), (0.75, 0.85), (0.7, 0.5), (0.25, 0.6)]],
-    "7": [[(0.1, 0.05), (0.9, 0.05), (0.4, 1)]],
-    "8": [[(0.5, 0.5), (0.2, 0.25), (0.5, 0), (0.8, 0.25), (0.2, 0.75), (0.5, 1), (0.8, 0.75), (0.5, 0.5)]],
-    "9": [[(0.75, 0.4), (0.3, 0.45), (0.3, 0.05), (0.75, 0.1), (0.7, 0.6), (0.4, 1)]],
-}
-
-
-def _smooth(points: np.ndarray, n: int = 24) -> np.ndarray:
-    """Catmull-Rom spline through `points` (k, 2), `n` samples per segment."""
-    p = np.vstack([points[:1], points, points[-1:]])
-    t = np.linspace(0, 1, n, endpoint=False)[:, None]
-    segs = []
-    for i in range(1, len(p) - 2):
-        p0, p1, p2, p3 = p[i - 1], p[i], p[i + 1], p[i + 2]
-        segs.append(
-            0.5
-            * (
-                (2 * p1)
-                + (-p0 + p2) * t
-                + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
-                + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3
-            )
-        )
-    segs.append(p[-2:-1])
-    return np.vstack(segs)
-
-
-def _pen(d, path: np.ndarray, nib: float, angle: float, thin: float):
-    """Broad-nib stroke: the width follows the angle between the stroke and the nib."""
-    for a, b in zip(path[:-1], path[1:]):
-        direction = np.arctan2(b[1] - a[1], b[0] - a[0])
-        w = max(thin, nib * abs(np.sin(direction - angle)))
-        d.line([tuple(a), tuple(b)], fill=255, width=max(1, round(w)))
-        r = w / 2
-        d.ellipse([b[0] - r, b[1] - r, b[0] + r, b[1] + r], fill=255)
-
-
-def _cursive(rng, n: float) -> np.ndarray:
-    """A line of cursive: a forward drift with loops of varying height (a pen-model sketch)."""
-    k = int(rng.integers(4, 14))
-    t = np.linspace(0, 1, k * 12)
-    freq = rng.uniform(2.5, 6.0) * np.pi * 2
-    amp = n * rng.uniform(0.08, 0.25) * (1 + 0.6 * np.sin(t * rng.uniform(3, 9) + rng.uniform(0, 6)))
-    x = n * (rng.uniform(-0.3, 0.1) + t * rng.uniform(0.9, 1.6)) + n * 0.05 * np.cos(t * freq)
-    y = (
-        n * rng.uniform(0.3, 0.7)
-        + amp * np.sin(t * freq + rng.uniform(0, 6))
-        + n * rng.uniform(-0.1, 0.1) * t
-    )
-    return np.c_[x, y]
-
-
-def handwriting(rng, out):
-    how = _pick(rng, ["marginalia", "underlining", "annotation", "flourish", "digit", "digit"])
-    nib, angle = float(rng.uniform(2.0, 7.0)), float(rng.uniform(0.3, 1.2))
-    thin = float(rng.uniform(0.8, 2.0))
-
-    def draw(d, s):
-        n = WORK * s
-        paths = []
-        if how == "marginalia":
-            paths = [_cursive(rng, n) for _ in range(int(rng.integers(1, 3)))]
-            if len(paths) == 2:
-                paths[1][:, 1] += n * rng.uniform(0.3, 0.45)
-        elif how == "underlining":
-            x = np.linspace(-0.1, 1.1, 30) * n
-            y = n * rng.uniform(0.3, 0.8) + n * rng.uniform(0.01, 0.06) * np.sin(x / n * rng.uniform(2, 9))
-            paths = [np.c_[x, y + np.linspace(0, n * rng.uniform(-0.15, 0.15), 30)]]
-        elif how == "annotation":  # a few loose letters: loops and ascenders
-            paths = [_cursive(rng, n)[: int(rng.integers(15, 40))]]
-            paths[0][:, 0] = paths[0][:, 0] - paths[0][:, 0].min() + n * rng.uniform(0.05, 0.3)
-        elif how == "flourish":
-            t = np.linspace(0, rng.uniform(2, 5) * np.pi, 120)
-            r = n * rng.uniform(0.1, 0.45) * np.linspace(1.0, rng.uniform(0.2, 0.7), len(t))
-            cx, cy = n * rng.uniform(0.35, 0.65, 2)
-            paths = [np.c_[cx + r * np.cos(t), cy + r * np.sin(t) * rng.uniform(0.4, 1.0)]]
-        else:
-            digits = [_pick(rng, list(_HAND_DIGITS)) for _ in range(int(rng.integers(1, 3)))]
-            h = n * rng.uniform(0.5, 0.8)
-            w = h * rng.uniform(0.45, 0.7)
-            x0 = (n - w * len(digits)) / 2
-            slant = rng.uniform(-0.3, 0.1)
-            for i, ch in enumerate(digits):
-                for stroke in _HAND_DIGITS[ch]:
-                    p = np.asarray(stroke, np.float64) + rng.normal(0, 0.05, (len(stroke), 2))
-                    xy = np.c_[
-                        x0 + i * w + p[:, 0] * w + slant * (p[:, 1] - 0.5) * h, (n - h) / 2 + p[:, 1] * h
-                    ]
-                    paths.append(_smooth(xy))
-        for p in paths:
-            _pen(d, p, nib * s, angle, thin * s)
-
-    # iron-gall and other inks come out in many greys
-    return _grey_scan(rng, _mask(draw), out, 0.35, 1.0)
+    return grey_scan(rng, mask(draw), out, 0.5, 1.05)
 
 
 # -- library stamps and shelfmarks -------------------------------------------------------------
 def _small_text(rng, n_chars: int) -> str:
     pool = LOWER + list("ABCDEFGHKLMNRSTV0123456789.")
-    return "".join(_pick(rng, pool) for _ in range(n_chars))
+    return "".join(pick(rng, pool) for _ in range(n_chars))
 
 
 def stamps(rng, out):
-    how = _pick(rng, ["ring", "ring", "oval", "shelfmark"])
-    face = _pick(rng, MODERN_FACES + PRINT_FACES[:4])
+    how = pick(rng, ["ring", "ring", "oval", "shelfmark"])
+    face = pick(rng, MODERN_FACES + PRINT_FACES[:4])
 
     def draw(d, s):
         n = WORK * s
@@ -266,12 +139,12 @@ def stamps(rng, out):
             )
             d.text((cx, cy), text, font=font, fill=255, anchor="mm")
 
-    return _grey_scan(rng, _mask(draw), out, 0.3, 0.95)
+    return grey_scan(rng, mask(draw), out, 0.3, 0.95)
 
 
 # -- printers' ornaments, fleurons, woodcut and initial fragments ------------------------------
 def ornaments(rng, out):
-    how = _pick(rng, ["rosette", "fleuron", "woodcut", "initial"])
+    how = pick(rng, ["rosette", "fleuron", "woodcut", "initial"])
 
     def draw(d, s):
         n = WORK * s
@@ -317,26 +190,26 @@ def ornaments(rng, out):
             for _ in range(int(rng.integers(1, 3))):
                 pts = n * rng.uniform(-0.1, 1.1, (4, 2))
                 d.line(
-                    [tuple(p) for p in _smooth(pts, 12)],
+                    [tuple(p) for p in smooth(pts, 12)],
                     fill=255,
                     width=max(1, round(n * rng.uniform(0.03, 0.07))),
                 )
         else:  # a fragment of a large initial: white letter on a black block, or a big black letter
-            face = _pick(rng, PRINT_FACES)
-            letter = _pick(rng, [c for c in "ABCDEFGHIKLMNOPRSTVW" if face.char_for(c)] or ["A"])
+            face = pick(rng, PRINT_FACES)
+            letter = pick(rng, [c for c in "ABCDEFGHIKLMNOPRSTVW" if face.char_for(c)] or ["A"])
             font = get_font(str(face.path), round(n * rng.uniform(1.2, 2.5)))
             inverse = rng.random() < 0.5
             if inverse:
                 d.rectangle([0, 0, n, n], fill=255)
             d.text((cx, cy), letter, font=font, fill=0 if inverse else 255, anchor="mm")
 
-    return _grey_scan(rng, _mask(draw), out, 0.6, 1.05)
+    return grey_scan(rng, mask(draw), out, 0.6, 1.05)
 
 
 # -- the page around the text: gutter shadow, page edges, bleed-through -----------------------
 def page_edges(rng, out):
     """Gutter shadow or the page's edge against the scanner's background."""
-    how = _pick(rng, ["gutter", "edge", "edge_dark"])
+    how = pick(rng, ["gutter", "edge", "edge_dark"])
     yy, xx = np.mgrid[0:WORK, 0:WORK].astype(np.float32) / WORK
     a = rng.uniform(-0.15, 0.15)
     side = 1 if rng.random() < 0.5 else -1
@@ -351,13 +224,13 @@ def page_edges(rng, out):
         beyond = (u + wobble) > at
         level = rng.uniform(0.02, 0.25) if how == "edge_dark" else rng.uniform(0.3, 0.6)
         img = np.where(beyond, level + rng.normal(0, 0.02, paper.shape), paper)
-        img = _blur(img, rng.uniform(0.3, 1.5))
+        img = blur(img, rng.uniform(0.3, 1.5))
     return degrade.finish(rng, degrade.speckle(rng, np.clip(img, 0, 1).astype(np.float32)), out)
 
 
 def bleed_through(rng, out):
     """The other side's text showing through: faint, mirrored, blurred, with nothing on top."""
-    face = _pick(rng, PRINT_FACES)
+    face = pick(rng, PRINT_FACES)
     size = int(rng.integers(40, 80))
     font = get_font(str(face.path), size)
 
@@ -367,18 +240,27 @@ def bleed_through(rng, out):
         y = n * rng.uniform(0.2, 0.5)
         for _ in range(int(rng.integers(1, 3))):
             text = "".join(
-                face.char_for(c)[0] for c in (_pick(rng, LOWER) for _ in range(6)) if face.char_for(c)
+                face.char_for(c)[0] for c in (pick(rng, LOWER) for _ in range(6)) if face.char_for(c)
             )
             d.text((n * rng.uniform(-0.8, 0.1), y), text, font=f, fill=255, anchor="ls")
             y += size * s * rng.uniform(1.0, 1.3)
 
     del font
-    ink = _mask(draw)[:, ::-1]
-    ink = _blur(np.ascontiguousarray(ink), rng.uniform(0.8, 2.0))
+    ink = mask(draw)[:, ::-1]
+    ink = blur(np.ascontiguousarray(ink), rng.uniform(0.8, 2.0))
     img = degrade.paper(rng, WORK) * (1 - rng.uniform(0.08, 0.3) * ink)
     return degrade.finish(rng, degrade.speckle(rng, img.astype(np.float32)), out)
 
 
 FAR = ["solid_shapes", "rules_lines", "page_edges"]
 NEAR = ["handwriting", "stamps", "ornaments", "bleed_through"]
-GENERATORS = {name: globals()[name] for name in FAR + NEAR}
+GENERATORS = {
+    "solid_shapes": solid_shapes,
+    "rules_lines": rules_lines,
+    "page_edges": page_edges,
+    "handwriting": handwriting,
+    "stamps": stamps,
+    "ornaments": ornaments,
+    "bleed_through": bleed_through,
+}
+assert list(GENERATORS) == FAR + NEAR

@@ -46,24 +46,27 @@ def add_scan_arguments(p):
 def scan(args) -> int:
     from glyphgate.core.contract.settings import load as load_settings
     from glyphgate.core.errors import ConfigError
+    from glyphgate.scan.folder import open_scorer
     from glyphgate.scan.folder import scan as run
 
     if not 1 <= args.batch <= 4096:
         raise ConfigError(f"--batch {args.batch}: expected 1..4096")
     if args.fdr is not None and not 0 < args.fdr < 1:
         raise ConfigError(f"--fdr {args.fdr}: expected a value strictly between 0 and 1")
+    if args.page and args.fdr is not None:
+        raise ConfigError("--fdr applies to folders of scans, not yet to --page")
     # Pages and folders are scored the same way: locally or through a server.
     settings = load_settings()
-    scorer = dict(artifacts=args.artifacts or settings.artifacts, url=args.url, token=settings.api_token)
+    score = open_scorer(
+        args.artifacts or settings.artifacts, args.url, settings.api_token, keep_all=args.fdr is not None
+    )
     if args.page:
-        if args.fdr is not None:
-            raise ConfigError("--fdr applies to folders of scans, not yet to --page")
         from glyphgate.scan.page import scan_pages
 
         summary = scan_pages(
             args.path,
             args.out,
-            **scorer,
+            score,
             image=args.image,
             crop=args.crop,
         )
@@ -75,7 +78,7 @@ def scan(args) -> int:
     summary = run(
         args.path,
         args.out,
-        **scorer,
+        score,
         batch=args.batch,
         progress=not args.no_progress,
         fdr=args.fdr,

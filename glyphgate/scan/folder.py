@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from glyphgate.core.contract.artifacts import load_calibration
@@ -61,12 +62,25 @@ def chunks(seq: list, size: int) -> Iterator[list]:
         yield seq[i : i + size]
 
 
+def _png(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def open_scorer(artifacts: str | Path | None, url: str | None, token: str | None, keep_all: bool = False):
+    """The scorer of a scan: the artifacts folder's ONNX model here, or a server at `url`
+    (`keep_all`: keep every scanned array, not only the flagged, for an FDR cut at the end)."""
+    return RemoteScorer(url, token, keep_all=keep_all) if url else LocalScorer(Path(artifacts))
+
+
 class LocalScorer:
     def __init__(self, artifacts: Path):
         from glyphgate.core.scoring.scorer import Scorer
 
         cal, settings = load_calibration(artifacts), load_settings()
         self.scorer = Scorer.from_calibration(artifacts, cal, settings.ort_threads)
+        self.name = str(artifacts)
         self.max_pixels = settings.max_pixels
 
     def __call__(self, batch: list[tuple[str, bytes]]) -> tuple[list[dict], dict[str, np.ndarray]]:
@@ -92,6 +106,7 @@ class RemoteScorer:
         self.keep_all = keep_all  # with --fdr the flagged set is only known at the end
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
+        self.name = url
         self.max_pixels = load_settings().max_pixels
 
     def __call__(self, batch: list[tuple[str, bytes]]) -> tuple[list[dict], dict[str, np.ndarray]]:
@@ -114,20 +129,22 @@ class RemoteScorer:
                 arrays[name] = decode(data, name, self.max_pixels)
         return rows, arrays
 
+    def crops(self, names: list[str], crops: list[np.ndarray]) -> tuple[list[dict], dict[str, np.ndarray]]:
+        """Grey crops cut from a page, sent as PNG: lossless for them, so the server's verdict is
+        the one it gives the crop itself."""
+        return self([(n, _png(c)) for n, c in zip(names, crops)])
+
 
 def scan(
     path: str | Path,
     out: str | Path,
-    artifacts: str | Path | None = None,
-    url: str | None = None,
-    token: str | None = None,
+    score: "LocalScorer | RemoteScorer",
     batch: int = 256,
     progress: bool = True,
     fdr: float | None = None,
 ) -> dict:
     path, out = Path(path), Path(out)
     names, read = sources(path)
-    score = RemoteScorer(url, token, keep_all=fdr is not None) if url else LocalScorer(Path(artifacts))
     rows, flagged = [], {}
     t0 = time.perf_counter()
     with tqdm(total=len(names), unit="img", desc="scan", disable=not progress) as bar:
@@ -172,7 +189,7 @@ def scan(
         "unreadable": sum("error" in r for r in rows),
         "seconds": seconds,
         "images_per_s": len(names) / seconds if seconds > 0 else None,
-        "scorer": url or str(artifacts),
+        "scorer": score.name,
         "rule": rule,
     }
     write_reports(out, rows, flagged, summary)

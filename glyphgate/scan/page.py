@@ -14,16 +14,11 @@ scorer as `glyphgate scan`: locally as arrays, through a server as lossless PNGs
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from glyphgate.core.errors import DataError
-from glyphgate.core.pages.cuts import PageCuts, page_files, scored_glyphs, word_splits
-from glyphgate.core.pages.pagexml import annotate, read_page
+from glyphgate.core.pages.cuts import PageToScore, page_files
 from glyphgate.scan.folder import LocalScorer, RemoteScorer, write_reports
 
 FIELDS = [
@@ -41,73 +36,40 @@ FIELDS = [
 ]
 
 
-def _png(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def scan_pages(
     src: str | Path,
     out: str | Path,
-    artifacts: str | Path | None = None,
-    url: str | None = None,
-    token: str | None = None,
+    score: LocalScorer | RemoteScorer,
     image: str | Path | None = None,
     crop: str = "box",
     log=print,
 ) -> dict:
     src, out = Path(src), Path(out)
     files = page_files(src)
-    score = RemoteScorer(url, token) if url else LocalScorer(Path(artifacts))
     out.mkdir(parents=True, exist_ok=True)
     rows, arrays, errors = [], {}, []
     t0 = time.perf_counter()
     for xml in files:
         try:
-            page, warnings = read_page(xml)
-            cuts = PageCuts(
-                page,
-                image if image is None or Path(image).is_dir() or len(files) == 1 else None,
-                crop,
-                warnings,
-                keep_unmatched=True,
-            )
-            words = list(cuts.words())
+            one = image if image is None or Path(image).is_dir() or len(files) == 1 else None
+            page = PageToScore.cut(xml, one, crop)
         except DataError as e:
             errors.append(str(e))
             log(f"glyphgate: error: {e}")
             continue
-        glyphs = scored_glyphs(words)
-        names = [f"{xml.stem}#{g.id}" for _, g in glyphs]
-        if not glyphs:
-            got, arr = [], {}
-        elif isinstance(score, LocalScorer):
-            got, arr = score.crops(names, [g.crop for _, g in glyphs])
-        else:  # the server decodes what it is sent: PNG is lossless for these grey crops
-            got, arr = score([(n, _png(g.crop)) for n, (_, g) in zip(names, glyphs)])
+        names = [f"{xml.stem}#{g.id}" for _, g in page.glyphs]
+        got, arr = score.crops(names, page.crops) if page.glyphs else ([], {})
         by_name = {r["path"]: r for r in got}
-        verdicts = {}
-        for name, (wc, g) in zip(names, glyphs):
-            r = by_name.get(name, {"error": "not scored"})
-            rows.append(
-                {
-                    "page": xml.name,
-                    "line": wc.line.id,
-                    "word": wc.word.id,
-                    "glyph": g.id,
-                    "text": g.text or "",
-                    "path": name,
-                    **{k: v for k, v in r.items() if k != "path"},
-                }
-            )
-            if "error" not in r:
-                verdicts[g.id] = r
+        got = [by_name.get(name, {"path": name, "error": "not scored"}) for name in names]
+        for row in page.rows(got):
+            del row["box"]
+            rows.append({"page": xml.name, **row, "text": row["text"] or ""})
+        verdicts = {g.id: r for (_, g), r in zip(page.glyphs, got) if "error" not in r}
         arrays.update({n: a for n, a in arr.items() if by_name.get(n, {}).get("is_ood")})
-        annotate(xml, verdicts, word_splits(glyphs), out / f"{xml.stem}.glyphgate.xml")
+        page.annotate(verdicts, out / f"{xml.stem}.glyphgate.xml")
         log(
-            f"{xml}: {len(glyphs)} glyphs scored, {sum(bool(v.get('is_ood')) for v in verdicts.values())} flagged"
-            + (f"; {len(warnings)} warnings" if warnings else "")
+            f"{xml}: {len(page.glyphs)} glyphs scored, {sum(bool(v.get('is_ood')) for v in verdicts.values())} flagged"
+            + (f"; {len(page.warnings)} warnings" if page.warnings else "")
         )
     seconds = time.perf_counter() - t0
     if not rows and errors:
@@ -123,7 +85,7 @@ def scan_pages(
         "unreadable": sum("error" in r for r in rows),
         "errors": errors,
         "seconds": seconds,
-        "scorer": url or str(artifacts),
+        "scorer": score.name,
         "rule": "energy > threshold",
     }
     write_reports(out, rows, arrays, summary, fields=FIELDS)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from glyphgate.core.contract.artifacts import SHIPPED
 from glyphgate.core.errors import ConfigError
+from glyphgate.core.image.decode import DEFAULT_MAX_PIXELS
 
 
 def _cpus_half() -> int:
@@ -30,7 +31,7 @@ class Settings:
     )
     max_batch: int = _env("GLYPHGATE_MAX_BATCH", 256, "most files in one batch request")
     # 40 Mpx covers a 600-dpi A3 page scan; a bomb that claims more is refused before decoding.
-    max_pixels: int = _env("GLYPHGATE_MAX_PIXELS", 40_000_000, "most pixels in one image")
+    max_pixels: int = _env("GLYPHGATE_MAX_PIXELS", DEFAULT_MAX_PIXELS, "most pixels in one image")
     host: str = _env("GLYPHGATE_HOST", "127.0.0.1", "address the server binds")
     port: int = _env("GLYPHGATE_PORT", 3000, "port the server binds")
     # Scoring gets the cores; generation runs in its own process with fewer threads so a long

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -14,6 +17,7 @@ from glyphgate.core.image.preprocess import pil_to_gray, prepare, prepare_many
 
 # Formats a scanning pipeline sends; anything else is refused before a decoder runs.
 FORMATS = ["PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM"]
+DEFAULT_MAX_PIXELS = 40_000_000  # GLYPHGATE_MAX_PIXELS changes it for the server and scans
 
 
 class BadImage(RequestError):
@@ -63,6 +67,44 @@ def is_heavy(data: bytes) -> bool:
     return w * h > HEAVY_PIXELS
 
 
+@contextlib.contextmanager
+def open_image(
+    source: bytes | str | Path, name: str, max_pixels: int | None, error=BadImage, what: str = "an image"
+) -> Iterator[Image.Image]:
+    """The one way glyphgate opens an image it is given (uploads, scan folders, data folders, page
+    images): Pillow restricted to FORMATS, the pixel cap checked from the header before a pixel is
+    decoded, decompression bombs refused, and every failure one `error` naming `name`. Yields the
+    loaded image. `max_pixels=None` leaves only Pillow's own bomb limit (pages of a few 100 MP)."""
+    try:
+        with warnings.catch_warnings():
+            if max_pixels is not None:
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS)
+            w, h = im.size
+            if max_pixels is not None and w * h > max_pixels:
+                im.close()
+                raise error(f"{name}: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel cap")
+            im.load()
+    except error:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise error(f"{name}: refused as a decompression bomb (declares more pixels than allowed)") from None
+    except FileNotFoundError:
+        raise error(f"{name}: file not found") from None
+    except UnidentifiedImageError:
+        head = source[:256] if isinstance(source, bytes) else _head(source)
+        kind = _signature(head)
+        if kind:  # the file starts like an image Pillow reads, so it was cut off or damaged
+            size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+            raise error(f"{name}: damaged or truncated {kind} ({size:,} bytes)") from None
+        hint = " (it looks like base64 text; send the raw bytes)" if _looks_base64(head) else ""
+        raise error(f"{name}: not {what} in a supported format ({', '.join(FORMATS)}){hint}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise error(f"{name}: damaged or truncated image ({e})") from None
+    with im:
+        yield im
+
+
 def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     """bytes -> the grey (H, W) float array preprocessing starts from; BadImage when unusable."""
     if not data:
@@ -73,30 +115,13 @@ def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         raise BadImage(
             f"{name}: looks like a URL, not image bytes; upload the file itself (URLs are never fetched)"
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=FORMATS)
-            w, h = im.size
-            if w * h > max_pixels:
-                raise BadImage(f"{name}: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel cap")
-            im.load()
-            gray = pil_to_gray(im)
-    except BadImage:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage(
-            f"{name}: refused as a decompression bomb (declares more pixels than allowed)"
-        ) from None
-    except UnidentifiedImageError:
-        kind = _signature(data)
-        if kind:  # the file starts like an image Pillow reads, so it was cut off or damaged
-            raise BadImage(f"{name}: damaged or truncated {kind} ({len(data):,} bytes)") from None
-        hint = " (it looks like base64 text; send the raw bytes)" if _looks_base64(data) else ""
-        raise BadImage(f"{name}: not an image in a supported format ({', '.join(FORMATS)}){hint}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise BadImage(f"{name}: damaged or truncated image ({e})") from None
-    return gray
+    with open_image(data, name, max_pixels) as im:
+        return pil_to_gray(im)
+
+
+def _head(path: str | Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(256)
 
 
 SIGNATURES = (

@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from glyphgate.core.image.ink import stroke
+
 SHIFT_PX = 3  # at 56 px, about the jitter of a segmenter's box
 SCALE = 0.08  # 0.92 .. 1.08
 ROTATE_DEG = 5.0
@@ -35,12 +37,12 @@ def transition(x: torch.Tensor, generator: torch.Generator | None = None) -> tor
     # the paper colour fills what moves in from outside: pad with the border, not with black
     y = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
-    stroke = torch.rand(n, device=dev, generator=generator)
-    thicker = (stroke < P_STROKE / 2).view(n, 1, 1, 1)  # ink is dark: thicker = a min filter
-    thinner = ((stroke >= P_STROKE / 2) & (stroke < P_STROKE)).view(n, 1, 1, 1)
+    weight = torch.rand(n, device=dev, generator=generator)
+    thicker = (weight < P_STROKE / 2).view(n, 1, 1, 1)
+    thinner = ((weight >= P_STROKE / 2) & (weight < P_STROKE)).view(n, 1, 1, 1)
     if thicker.any() or thinner.any():
-        y = torch.where(thicker, -F.max_pool2d(-y, 3, 1, 1), y)
-        y = torch.where(thinner, F.max_pool2d(y, 3, 1, 1), y)
+        y = torch.where(thicker, stroke(y, 1), y)
+        y = torch.where(thinner, stroke(y, -1), y)
     blur = (torch.rand(n, device=dev, generator=generator) < P_BLUR).view(n, 1, 1, 1)
     if blur.any():
         k = torch.tensor([1.0, 2.0, 1.0], device=dev)

@@ -10,10 +10,75 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from glyphgate.core.errors import DataError
-from glyphgate.core.pages.pagexml import CROPS, Line, Page, Word, cut, find_image, graphemes, otsu, split_word
+from glyphgate.core.image.decode import open_image
+from glyphgate.core.image.ink import CROPS, convention_box, ink_mask, otsu
+from glyphgate.core.pages.pagexml import Line, Page, Word, annotate, find_image, graphemes, read_page
+
+
+def split_word(gray: np.ndarray, word: Word, threshold: float) -> list[tuple[int, int, int, int]]:
+    """Connected components of a word's ink -> glyph boxes left to right (page pixels).
+
+    Specks smaller than 1 % of the word's height squared are dust; a component lying mostly
+    inside another's columns (a dot, a macron, a tilde, two dots of an umlaut, a broken stroke)
+    merges into it, so `i`, `ā` and `ä` stay one glyph each.
+    """
+    t, b, l, r = word.box
+    crop = gray[t:b, l:r]
+    mask = ink_mask(crop, threshold)
+    # Only the word's own polygon: neighbours' ascenders often reach into its box.
+    poly = Image.new("1", (crop.shape[1], crop.shape[0]), 0)
+    ImageDraw.Draw(poly).polygon([(x - l, y - t) for x, y in word.polygon], fill=1)
+    mask &= np.asarray(poly, bool)
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return []
+    sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
+    comps = [
+        [s[0].start, s[0].stop, s[1].start, s[1].stop]
+        for s, a in zip(ndimage.find_objects(labels), sizes)
+        if a >= 0.01 * (b - t) ** 2
+    ]
+    comps.sort(key=lambda c: -(c[1] - c[0]) * (c[3] - c[2]))  # biggest first: stems absorb marks
+    merged: list[list[int]] = []
+    for c in comps:
+        for m in merged:
+            overlap = min(c[3], m[3]) - max(c[2], m[2])
+            if overlap >= 0.5 * (c[3] - c[2]):
+                m[:] = [min(c[0], m[0]), max(c[1], m[1]), min(c[2], m[2]), max(c[3], m[3])]
+                break
+        else:
+            merged.append(list(c))
+    merged.sort(key=lambda c: c[2])
+    return [(t + c[0], t + c[1], l + c[2], l + c[3]) for c in merged]
+
+
+def cut(
+    gray: np.ndarray,
+    box: tuple[int, int, int, int],
+    crop: str,
+    line_box: tuple[int, int, int, int],
+    threshold: float,
+) -> np.ndarray | None:
+    """One glyph crop from the page by the crop convention; None when the box holds no ink.
+
+    The conventions are glyphgate.core.image.ink's: the ink inside the glyph's box, cut tight,
+    with a margin, or at the text line's height.
+    """
+    t, b, l, r = box
+    region = gray[t:b, l:r]
+    if region.size == 0:
+        return None
+    ink = ink_mask(region, threshold)
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if len(rows) == 0:
+        return None
+    ink_box = (t + rows[0], t + rows[-1] + 1, l + cols[0], l + cols[-1] + 1)
+    t, b, l, r = convention_box(ink_box, crop, gray.shape, line_rows=line_box[:2])
+    return gray[t:b, l:r]
 
 
 @dataclass
@@ -41,16 +106,18 @@ class PageCuts:
     transcription (or that has none), unlabelled: what scanning an OCR'd page needs."""
 
     def __init__(
-        self, page: Page, image: Path | None, crop: str, warnings: list[str], keep_unmatched: bool = False
+        self,
+        page: Page,
+        image: Path | None,
+        crop: str,
+        warnings: list[str],
+        keep_unmatched: bool = False,
+        max_pixels: int | None = None,
     ):
         self.page, self.crop, self.warnings, self.keep_unmatched = page, crop, warnings, keep_unmatched
         self.image = find_image(page, image)
-        try:
-            with Image.open(self.image) as im:
-                im.load()
-                self.gray = np.asarray(im.convert("L"), dtype=np.uint8)
-        except Exception as e:
-            raise DataError(f"{self.image}: unreadable page image ({type(e).__name__}: {e})") from None
+        with open_image(self.image, str(self.image), max_pixels, error=DataError, what="a page image") as im:
+            self.gray = np.asarray(im.convert("L"), dtype=np.uint8)
         h, w = self.gray.shape
         if page.size and page.size != (h, w):
             warnings.append(
@@ -136,6 +203,39 @@ def word_splits(glyphs: list[tuple[WordCut, GlyphCut]]) -> dict[str, list]:
         if not g.from_glyph_level:
             split.setdefault(wc.word.id, []).append((g.id, g.box, g.text))
     return split
+
+
+@dataclass
+class PageToScore:
+    """A page cut for scanning (`scan --page`, /scan_page): every glyph with ink, the words'
+    unmatched splits kept unlabelled, and the way its verdicts go back into a copy of the XML."""
+
+    xml: Path
+    warnings: list[str]
+    glyphs: list[tuple[WordCut, GlyphCut]]
+
+    @classmethod
+    def cut(
+        cls, xml: Path, image: Path | None, crop: str = "box", max_pixels: int | None = None
+    ) -> "PageToScore":
+        page, warnings = read_page(xml)
+        cuts = PageCuts(page, image, crop, warnings, keep_unmatched=True, max_pixels=max_pixels)
+        return cls(Path(xml), warnings, scored_glyphs(cuts.words()))
+
+    @property
+    def crops(self) -> list[np.ndarray]:
+        return [g.crop for _, g in self.glyphs]
+
+    def rows(self, verdicts: list[dict]) -> list[dict]:
+        """One row per glyph: its line, word, glyph id, transcription and box, then its verdict."""
+        return [
+            {"line": wc.line.id, "word": wc.word.id, "glyph": g.id, "text": g.text, "box": list(g.box), **v}
+            for (wc, g), v in zip(self.glyphs, verdicts)
+        ]
+
+    def annotate(self, verdicts: dict[str, dict], out) -> None:
+        """A copy of the XML with each scored glyph's verdict (glyph id -> verdict) to `out`."""
+        annotate(self.xml, verdicts, word_splits(self.glyphs), out)
 
 
 def is_page_xml(path: Path) -> bool:

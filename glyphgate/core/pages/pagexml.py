@@ -20,12 +20,10 @@ from pathlib import Path
 
 import numpy as np
 from defusedxml import ElementTree as SafeET
-from scipy import ndimage
 
 from glyphgate.core.errors import DataError
 
 PAGE_NS = re.compile(r"^\{(http://schema\.primaresearch\.org/PAGE/gts/pagecontent/\d{4}-\d{2}-\d{2})\}PcGts$")
-CROPS = ("tight", "box", "line")
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 # Transcriptions write the abbreviation stroke over a vowel as a tilde (OCR-D ground truth) or a
@@ -196,89 +194,6 @@ def find_image(page: Page, image: str | Path | None = None) -> Path:
             if candidate.is_file():
                 return candidate
     raise DataError(f"{page.xml}: page image {page.image_filename} not found next to it; pass --image")
-
-
-def otsu(values: np.ndarray) -> float:
-    """Otsu's threshold of grey values in [0, 255]."""
-    hist = np.bincount(np.clip(values.ravel(), 0, 255).astype(np.int64), minlength=256).astype(np.float64)
-    p = hist / max(hist.sum(), 1)
-    omega, mu = np.cumsum(p), np.cumsum(p * np.arange(256))
-    between = (mu[-1] * omega - mu) ** 2 / np.maximum(omega * (1 - omega), 1e-12)
-    return float(np.argmax(between)) + 0.5
-
-
-def ink_mask(crop: np.ndarray, threshold: float | None = None) -> np.ndarray:
-    return crop < (otsu(crop) if threshold is None else threshold)
-
-
-def split_word(gray: np.ndarray, word: Word, threshold: float) -> list[tuple[int, int, int, int]]:
-    """Connected components of a word's ink -> glyph boxes left to right (page pixels).
-
-    Specks smaller than 1 % of the word's height squared are dust; a component lying mostly
-    inside another's columns (a dot, a macron, a tilde, two dots of an umlaut, a broken stroke)
-    merges into it, so `i`, `ā` and `ä` stay one glyph each.
-    """
-    t, b, l, r = word.box
-    crop = gray[t:b, l:r]
-    mask = ink_mask(crop, threshold)
-    # Only the word's own polygon: neighbours' ascenders often reach into its box.
-    from PIL import Image, ImageDraw
-
-    poly = Image.new("1", (crop.shape[1], crop.shape[0]), 0)
-    ImageDraw.Draw(poly).polygon([(x - l, y - t) for x, y in word.polygon], fill=1)
-    mask &= np.asarray(poly, bool)
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    if n == 0:
-        return []
-    sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
-    comps = [
-        [s[0].start, s[0].stop, s[1].start, s[1].stop]
-        for s, a in zip(ndimage.find_objects(labels), sizes)
-        if a >= 0.01 * (b - t) ** 2
-    ]
-    comps.sort(key=lambda c: -(c[1] - c[0]) * (c[3] - c[2]))  # biggest first: stems absorb marks
-    merged: list[list[int]] = []
-    for c in comps:
-        for m in merged:
-            overlap = min(c[3], m[3]) - max(c[2], m[2])
-            if overlap >= 0.5 * (c[3] - c[2]):
-                m[:] = [min(c[0], m[0]), max(c[1], m[1]), min(c[2], m[2]), max(c[3], m[3])]
-                break
-        else:
-            merged.append(list(c))
-    merged.sort(key=lambda c: c[2])
-    return [(t + c[0], t + c[1], l + c[2], l + c[3]) for c in merged]
-
-
-def cut(
-    gray: np.ndarray,
-    box: tuple[int, int, int, int],
-    crop: str,
-    line_box: tuple[int, int, int, int],
-    threshold: float,
-) -> np.ndarray | None:
-    """One glyph crop from the page by the crop convention; None when the box holds no ink.
-
-    tight: the ink box inside the glyph's box; box: the ink box with a margin of 15 % of its
-    longer side; line: the text line's height, the ink box with that margin across.
-    """
-    h, w = gray.shape
-    t, b, l, r = box
-    region = gray[t:b, l:r]
-    if region.size == 0:
-        return None
-    ink = ink_mask(region, threshold)
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    if len(rows) == 0:
-        return None
-    t, b, l, r = t + rows[0], t + rows[-1] + 1, l + cols[0], l + cols[-1] + 1
-    if crop != "tight":
-        pad = max(1, round(0.15 * max(b - t, r - l)))
-        t, b, l, r = t - pad, b + pad, l - pad, r + pad
-    if crop == "line":
-        t, b = min(t, line_box[0]), max(b, line_box[1])
-    t, b, l, r = max(0, t), min(h, b), max(0, l), min(w, r)
-    return gray[t:b, l:r]
 
 
 def annotate(xml: Path, verdicts: dict[str, dict], split: dict[str, list], out) -> None:
