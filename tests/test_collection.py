@@ -71,7 +71,19 @@ def test_unknown_classes_as_ood_and_extra_reject_folders(art, collection):
     assert _calibrate(art, collection, "--unknown-as-ood", "--ood", str(collection.parent / "rejects")) == 0
     sets = load_calibration(art)["metrics"]["sets"]
     assert set(sets) == {"blots", "unknown_classes", "rejects"} and sets["unknown_classes"]["n"] == 5
-    assert all(0 <= m["scores"]["energy"]["auroc"] <= 1 for m in sets.values())
+    from corpus.folders import load_files, read_named_classes
+    from glyphgate.core.contract.artifacts import read_json
+    from glyphgate.core.scoring.onnx_session import OnnxModel
+
+    runner = OnnxModel(art / "model.onnx", cpu_only=True)
+    x_id = read_named_classes(collection, read_json(art / "classes.json"), "glyphs")[0]
+    e_id = runner.run(x_id.numpy(), batch=256)[1]
+    folders = {"blots": collection / "ood" / "blots", "unknown_classes": collection / "ß"}
+    for name, folder in {**folders, "rejects": collection.parent / "rejects"}.items():
+        e = runner.run(load_files(sorted(map(str, folder.glob("*.png"))), name).numpy(), batch=256)[1]
+        # AUROC by hand: the share of (reject, glyph) pairs the energy ranks right, ties counted half
+        right = (e[:, None] > e_id[None, :]).mean() + 0.5 * (e[:, None] == e_id[None, :]).mean()
+        assert sets[name]["n"] == len(e) and sets[name]["scores"]["energy"]["auroc"] == pytest.approx(right)
 
 
 def test_unlabelled_glyphs_give_a_threshold_only(art, collection, tmp_path):
@@ -224,7 +236,14 @@ def test_fine_tune_from_an_exported_model_on_a_class_subset(tiny_artifacts, coll
     assert torch.allclose(tuned.init.mean[absent], start.init.mean[absent], atol=1e-3)
     assert not torch.allclose(tuned.init.mean[present], start.init.mean[present], atol=1e-3)
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    assert 0 <= metrics["last"]["test_acc"] <= 1 and "blots" in metrics["last"]["energy_auroc"]
+    from corpus.load import load_glyph_data
+
+    # test accuracy counted again: the last checkpoint on the collection's own test split
+    x_test, y_test = load_glyph_data(collection, saved["seed"], classes=start.classes).splits["test"]
+    with torch.no_grad():
+        acc = (tuned.net.get_logits(x_test).argmax(1) == y_test).float().mean().item()
+    assert len(y_test) > 0 and metrics["last"]["test_acc"] == pytest.approx(acc, abs=1e-6), len(y_test)
+    assert "blots" in metrics["last"]["energy_auroc"]
     cfg.write_text(json.dumps({"width": 32, "max_epochs": 1}))
     assert fine_tune(tmp_path / "bad") == 2
     assert "of width 16" in capsys.readouterr().err

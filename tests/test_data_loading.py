@@ -47,7 +47,12 @@ def test_loads_the_synthetic_corpus(tiny_corpus):
     data = load_glyph_data(tiny_corpus)
     assert data.layout == "course" and data.num_classes == 42
     x, y = data.splits["train"]
-    assert x.shape == (len(y), 1, 56, 56) and x.min() >= -1 and x.max() <= 1
+    from glyphgate.core.image.preprocess import preprocess
+
+    with open(tiny_corpus / "train.npy", "rb") as f:  # the source: uint8 images, then their labels
+        raw, labels = np.load(f), np.load(f)
+    assert x.shape == (len(y), 1, 56, 56) and len(y) == len(raw) > 0
+    assert torch.equal(x, preprocess(raw)) and torch.equal(y, torch.from_numpy(labels).long())
     assert data.ood_kind["ood_ta"] == "near" and data.ood_kind["ood_tb"] == "far"
     assert data.ood_kind["uniform_noise"] == "far" and data.ood["half_glyphs"].shape[1:] == (1, 56, 56)
 
@@ -159,7 +164,7 @@ def _unreadable_image(root):
         (root / c).mkdir(parents=True)
         Image.new("L", (10, 10)).save(root / c / "ok.png")
     (root / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
-    return root / "b" / "broken.png", "unreadable image"
+    return root / "b" / "broken.png", "damaged or truncated PNG"
 
 
 def _truncated_png(root):
@@ -171,7 +176,7 @@ def _truncated_png(root):
     )
     data = (root / "a" / "big.png").read_bytes()
     (root / "a" / "big.png").write_bytes(data[: len(data) // 2])
-    return root / "a" / "big.png", "unreadable image"
+    return root / "a" / "big.png", "damaged or truncated image"
 
 
 BAD_CASES = [

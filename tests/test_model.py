@@ -28,8 +28,13 @@ def test_conditional_jem_picks_the_label_logit(x):
     net = EnergyCNN(42, 8)
     y = torch.tensor([0, 3, 41, 7, 7])
     assert torch.allclose(net(x, y), net.get_logits(x)[torch.arange(5), y])
-    # log q(y|x) = f(x)[y] - logsumexp f(x): a proper log-probability
-    assert torch.all(net(x, y) <= net(x))
+    # Hand values: a zero head weight and biases log(1..42) make the logits log(k + 1) for every
+    # image, so f(x) = log(1 + ... + 42) = log 903 and f(x, y) - f(x) = log q(y|x) = log((y + 1) / 903).
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.copy_(torch.arange(1, 43).log())
+    assert torch.allclose(net(x), torch.tensor(903.0).log().expand(5))
+    assert torch.allclose(net(x, y) - net(x), (torch.tensor([1.0, 4, 42, 8, 8]) / 903).log())
 
 
 def test_ebm_has_one_output(x):

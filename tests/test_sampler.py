@@ -36,7 +36,13 @@ def test_sgld_lowers_the_energy_of_its_samples():
         before, after = net.energy(x0).mean(), net.energy(x).mean()
     assert after < before - 0.1
     assert len(chain) == 41 and torch.equal(chain[-1], x)
-    assert x.min() >= -1 and x.max() <= 1
+    # The first step is x0 + step_size * df/dx + N(0, noise^2) wherever the clamp to [-1, 1] left it alone.
+    x_in = x0.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(x_in).sum(), x_in)
+    inside = chain[1].abs() < 1
+    residual = (chain[1] - x0 - 1.0 * grad)[inside]
+    assert inside.float().mean() > 0.9 and residual.mean().abs() < 1e-4
+    assert abs(residual.std().item() - 0.005) < 1e-4
 
 
 def test_conditional_sampling_raises_the_label_logit():

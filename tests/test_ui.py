@@ -125,7 +125,11 @@ def test_page_shows_verdicts_for_a_glyph_a_non_glyph_and_a_broken_file(page, sca
     assert by_name["noise.png"][0] == "flagged" and "Not a glyph" in by_name["noise.png"][1]
     assert by_name["broken.png"][0] == "error" and "damaged or truncated" in by_name["broken.png"][1]
     seen = page.find_elements("css selector", "#results .card img.seen")
-    assert all(page.execute_script("return arguments[0].naturalWidth", im) == 56 for im in seen)
+    assert len(seen) == 2, seen  # the glyph's and the noise's cards; the broken file's card shows none
+    wait(page, lambda d: all(d.execute_script("return arguments[0].complete", im) for im in seen))
+    size = "return [arguments[0].naturalWidth, arguments[0].naturalHeight]"
+    sizes = [page.execute_script(size, im) for im in seen]
+    assert sizes == [[56, 56], [56, 56]], sizes  # the model input, as /preview sends it
     page.save_screenshot(str(SHOTS / "verdicts.png"))
 
 
