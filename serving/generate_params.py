@@ -1,6 +1,6 @@
-"""Parameters of /generate and /generate_chain: one pydantic model, which the gate middleware
-validates every request body against (with messages a person can act on) and whose field
-bounds the API signatures reuse."""
+"""Parameters of /generate and /generate_chain: one pydantic model, which every request body
+is read against once (with messages a person can act on) and whose field bounds the
+Generator's API signatures reuse."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from glyphgate.core.errors import RequestError
 
 
 class GenerateRequest(BaseModel):
@@ -19,6 +21,26 @@ class GenerateRequest(BaseModel):
     steps: int = Field(256, ge=0, le=1024, description="SGLD steps from fresh chains")
     label: str | None = Field(None, description="a class to condition on; unconditional without it")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed: the same seed gives the same grid")
+
+    @classmethod
+    def from_body(cls, body: bytes) -> GenerateRequest:
+        """The JSON body (empty: every default) as a request, or RequestError naming the problem."""
+        try:
+            params = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RequestError(f"body is not JSON ({e}); send e.g. {EXAMPLE}") from None
+        if not isinstance(params, dict):
+            raise RequestError(f"body must be a JSON object with any of {', '.join(FIELDS)}")
+        try:
+            return cls.model_validate(params)
+        except ValidationError as e:
+            raise RequestError(_problem(e)) from None
+
+
+class ChainRequest(GenerateRequest):
+    """/generate_chain: the same fields, one chain by default."""
+
+    n: int = Field(1, ge=1, le=64, description="chains to run; the strip shows the first")
 
 
 FIELDS = list(GenerateRequest.model_fields)
@@ -40,29 +62,22 @@ def _bounds(name: str) -> str:
     return f"{meta['Ge'].ge}..{meta['Le'].le}"
 
 
-def check_params(body: bytes, classes: list[str]) -> str | None:
-    """None when the JSON body is a valid request, else the problem in one sentence."""
-    try:
-        params = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return f"body is not JSON ({e}); send e.g. {EXAMPLE}"
-    if not isinstance(params, dict):
-        return f"body must be a JSON object with any of {', '.join(FIELDS)}"
-    try:
-        request = GenerateRequest.model_validate(params)
-    except ValidationError as e:
-        unknown = sorted(str(err["loc"][0]) for err in e.errors() if err["type"] == "extra_forbidden")
-        if unknown:
-            return f"unknown field(s) {', '.join(map(repr, unknown))}; expected {', '.join(FIELDS)}"
-        err = e.errors()[0]
-        name, value = str(err["loc"][0]), err["input"]
-        if err["type"] in ("greater_than_equal", "less_than_equal"):
-            return f"{name}={value} is out of range: expected {_bounds(name)}"
-        kind = "an integer" if name != "label" else "a string"
-        return f"{name} must be {kind}, got {json.dumps(value)}"
-    if request.label is not None and request.label not in classes:
-        return (
-            f"label {request.label!r} is not a class of this model; classes: {' '.join(classes)} "
+def _problem(e: ValidationError) -> str:
+    unknown = sorted(str(err["loc"][0]) for err in e.errors() if err["type"] == "extra_forbidden")
+    if unknown:
+        return f"unknown field(s) {', '.join(map(repr, unknown))}; expected {', '.join(FIELDS)}"
+    err = e.errors()[0]
+    name, value = str(err["loc"][0]), err["input"]
+    if err["type"] in ("greater_than_equal", "less_than_equal"):
+        return f"{name}={value} is out of range: expected {_bounds(name)}"
+    kind = "an integer" if name != "label" else "a string"
+    return f"{name} must be {kind}, got {json.dumps(value)}"
+
+
+def check_label(label: str | None, classes: list[str]) -> None:
+    """RequestError unless `label` is None (unconditional) or a class of the served model."""
+    if label is not None and label not in classes:
+        raise RequestError(
+            f"label {label!r} is not a class of this model; classes: {' '.join(classes)} "
             "(or omit it for unconditional)"
         )
-    return None

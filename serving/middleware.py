@@ -1,8 +1,8 @@
-"""The gate in front of every API: bearer token, body-size cap, and the shape of multipart
-uploads, checked before BentoML parses anything.
+"""The gate in front of every API: the bearer token and the body-size cap, both checked before
+BentoML reads anything; and the API page (its HTML and its description).
 
-BentoML's multipart parser would download a URL given as text in a file field; rejecting
-text parts here means the server never fetches anything on a client's behalf."""
+What each API takes is declared beside it (serving/endpoints.py) and checked there, when its
+body is read; which paths are open without the token comes from those declarations too."""
 
 from __future__ import annotations
 
@@ -10,47 +10,12 @@ import hmac
 import json
 from pathlib import Path
 
-from starlette.datastructures import UploadFile
-from starlette.requests import Request
-
-from serving.generate_params import check_params
-
 DOCS_PAGE = Path(__file__).with_name("docs.html").read_bytes()
+# BentoML's own paths, none of them an API declared in service.py: health and metrics (no body
+# worth capping), the API page's spec and its assets; "/", the API page, is served from here.
 OPEN_PATHS = ("/readyz", "/livez", "/healthz", "/metrics")
-# With a token set, these are the only paths reachable without it: health, metrics, the docs
-# page and its assets, the demo page (which asks for the token before it calls an API). Every
-# other path, any endpoint added later included, needs the bearer token: deny by default.
 PUBLIC_PATHS = (*OPEN_PATHS, "/", "/docs.json")
-PUBLIC_PREFIXES = ("/ui", "/static_content")
-
-
-def needs_token(path: str) -> bool:
-    public = path in PUBLIC_PATHS or any(path == p or path.startswith(p + "/") for p in PUBLIC_PREFIXES)
-    return not public
-
-
-# endpoint -> (file field, at most how many files); None = no file upload on that endpoint
-UPLOADS = {
-    "/classify": ("image", 1),
-    "/score": ("image", 1),
-    "/preview": ("image", 1),
-    "/classify_batch": ("images", None),
-    "/score_batch": ("images", None),
-}
-# endpoint -> the file fields it needs, one file each
-PAIRS = {"/scan_page": ("image", "page")}
-# endpoints that take an optional text field `alpha`: flag when p_value < alpha for that request
-ALPHA_PATHS = {"/classify", "/score", "/classify_batch", "/score_batch"}
-
-
-def alpha_problem(value) -> str | None:
-    if isinstance(value, UploadFile):
-        return "the field 'alpha' must be a number, not a file"
-    try:
-        a = float(value)
-    except (TypeError, ValueError):
-        return f"alpha {str(value)[:40]!r}: not a number"
-    return None if 0 < a < 1 else f"alpha {a}: expected a value strictly between 0 and 1"
+PUBLIC_PREFIXES = ("/static_content",)
 
 
 def _json(status: int, message: str, headers: list | None = None):
@@ -63,18 +28,17 @@ def _json(status: int, message: str, headers: list | None = None):
     }, {"type": "http.response.body", "body": body}
 
 
-async def _form(scope, body: bytes, max_files: int, max_fields: int):
-    """Parse an already buffered multipart body (the app gets the same bytes replayed afterwards)."""
-
-    async def once():
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return await Request(scope, once).form(max_files=max_files, max_fields=max_fields)
-
-
 class GateMiddleware:
-    def __init__(self, app, settings, classes: list[str], description: str):
-        self.app, self.settings, self.classes, self.description = app, settings, classes, description
+    """`endpoints`: the service's declared APIs (serving.endpoints.Endpoints). With a token set,
+    every path needs it except BentoML's open ones and what the declarations open: deny by
+    default, so an API added without a declaration is guarded too."""
+
+    def __init__(self, app, settings, endpoints, description: str):
+        self.app, self.settings, self.endpoints, self.description = app, settings, endpoints, description
+
+    def needs_token(self, path: str) -> bool:
+        public = path in PUBLIC_PATHS or any(path == p or path.startswith(p + "/") for p in PUBLIC_PREFIXES)
+        return not (public or self.endpoints.is_public(path))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -88,7 +52,7 @@ class GateMiddleware:
             await send(body)
 
         token = self.settings.api_token
-        if token and needs_token(path):
+        if token and self.needs_token(path):
             auth = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, given = auth.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
@@ -121,20 +85,6 @@ class GateMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-
-        if path in PAIRS:
-            problem = await self._check_pair(scope, headers, body, PAIRS[path])
-            if problem:
-                return await reply(400, problem)
-        elif path in UPLOADS:
-            problem = await self._check_upload(scope, headers, body, *UPLOADS[path])
-            if problem:
-                return await reply(400, problem)
-        elif path in ("/generate", "/generate_chain"):
-            problem = check_params(body or b"{}", self.classes)
-            if problem:
-                return await reply(400, problem)
-
         sent = False
 
         async def replay():
@@ -187,78 +137,3 @@ class GateMiddleware:
             f"request body of {size:,} bytes is over the {self.settings.max_upload_bytes:,}-byte limit "
             f"(GLYPHGATE_MAX_UPLOAD_MB={self.settings.max_upload_mb:g})"
         )
-
-    async def _check_pair(self, scope, headers: dict, body: bytes, fields: tuple[str, ...]) -> str | None:
-        """Exactly one file in each of `fields` and nothing else (a page image and its PAGE-XML)."""
-        want = " and ".join(repr(f) for f in fields)
-        ctype = headers.get(b"content-type", b"").decode("latin-1")
-        if not body or not ctype.startswith("multipart/form-data"):
-            return f"expected multipart/form-data with one file in each of the fields {want}"
-
-        try:
-            form = await _form(scope, body, max_files=len(fields) + 1, max_fields=8)
-        except Exception as e:  # python-multipart raises several types for broken bodies
-            return f"malformed multipart body ({getattr(e, 'detail', e)})"
-        try:
-            others = sorted(set(form.keys()) - set(fields))
-            if others:
-                return f"unexpected field(s) {', '.join(repr(k) for k in others)}: send one file in each of {want}"
-            for f in fields:
-                values = form.getlist(f)
-                if len(values) != 1 or not isinstance(values[0], UploadFile):
-                    return (
-                        f"the field {f!r} must hold exactly one file upload (got {len(values)}); send {want}"
-                    )
-            scope.setdefault("state", {})["upload_names"] = [form[f].filename or f for f in fields]
-        finally:
-            await form.close()
-        return None
-
-    async def _check_upload(
-        self, scope, headers: dict, body: bytes, field: str, limit: int | None
-    ) -> str | None:
-        limit = limit or self.settings.max_batch
-        ctype = headers.get(b"content-type", b"").decode("latin-1")
-        if not body:
-            return f"empty body: send multipart/form-data with the image file(s) in the field {field!r}"
-        if not ctype.startswith("multipart/form-data"):
-            return (
-                f"expected multipart/form-data with the file(s) in the field {field!r}, got "
-                f"{ctype.split(';')[0] or 'no Content-Type'}"
-            )
-
-        try:
-            form = await _form(scope, body, max_files=limit + 1, max_fields=16)
-        except Exception as e:  # python-multipart raises several types for broken bodies
-            detail = str(getattr(e, "detail", e))
-            if "Too many files" in detail:
-                return f"more than {limit} files in one request; the limit is {limit}"
-            return f"malformed multipart body ({detail})"
-        try:
-            values = form.getlist(field)
-            optional = {"alpha"} if scope["path"].rstrip("/") in ALPHA_PATHS else set()
-            others = sorted(set(form.keys()) - {field} - optional)
-            if not values:
-                extra = f"; got {', '.join(repr(k) for k in others)}" if others else ""
-                return f"no file in the field {field!r}{extra}"
-            if others:
-                return (
-                    f"unexpected field(s) {', '.join(repr(k) for k in others)}: put the file(s) in {field!r}"
-                )
-            texts = [v for v in values if not isinstance(v, UploadFile)]
-            if texts:
-                return (
-                    f"the field {field!r} must hold file uploads, not text (a URL or base64 string is never fetched "
-                    f"or decoded: send the image bytes as a file)"
-                )
-            if len(values) > limit:
-                return f"{len(values)} files in one request; the limit is {limit}"
-            if "alpha" in optional and "alpha" in form and (problem := alpha_problem(form["alpha"])):
-                return problem
-            # BentoML hands the API temp-file paths; keep the client's names for the results.
-            scope.setdefault("state", {})["upload_names"] = [
-                v.filename or f"upload {i}" for i, v in enumerate(values)
-            ]
-        finally:
-            await form.close()
-        return None

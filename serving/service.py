@@ -10,12 +10,12 @@ import asyncio
 import functools
 import gc
 import logging
+import tempfile
 from pathlib import Path
 
 import bentoml
 import numpy as np
 from PIL import Image
-from starlette.responses import JSONResponse
 
 from glyphgate.core.contract.artifacts import (
     CALIBRATION_JSON,
@@ -27,11 +27,13 @@ from glyphgate.core.contract.artifacts import (
     require,
 )
 from glyphgate.core.contract.settings import load as load_settings
-from glyphgate.core.errors import ConfigError, GlyphgateError
-from glyphgate.core.image.decode import decode_many, is_heavy
+from glyphgate.core.errors import ConfigError, GlyphgateError, RequestError
+from glyphgate.core.image.decode import BadImage, decode_many, is_heavy
 from glyphgate.core.image.grid import grid_image, input_image
 from glyphgate.core.scoring.scorer import Scorer
-from serving.generate_params import annotated, default
+from serving.endpoints import Endpoints, refusal
+from serving.forms import Files, Upload
+from serving.generate_params import ChainRequest, GenerateRequest, annotated, check_label, default
 from serving.metrics import GateMetrics
 from serving.middleware import GateMiddleware
 from serving.priority import background_pool, below_scoring, heavy_slots, run_heavy
@@ -77,6 +79,7 @@ def calibration() -> dict:
 # restart the worker forever, a traceback each time, and the server never exits.
 calibration()
 
+ENDPOINTS = Endpoints()  # what each API of Gate takes, declared on it; the gate middleware reads it
 N, STEPS, SEED = annotated("n"), annotated("steps"), annotated("seed")
 DEFAULT_N, DEFAULT_STEPS, DEFAULT_SEED = default("n"), default("steps"), default("seed")
 
@@ -150,28 +153,11 @@ class Gate:
         gc.freeze()
 
     # -- scoring -------------------------------------------------------------------------------
-    @staticmethod
-    def _names(files: list[Path], ctx: bentoml.Context) -> list[str]:
-        names = getattr(ctx.request.state, "upload_names", None)
-        return names if names and len(names) == len(files) else [Path(f).name for f in files]
-
-    @staticmethod
-    def _error(
-        ctx: bentoml.Context, message: str, file: str | None = None, status: int = 400, **extra
-    ) -> dict:
-        """The one error shape of every endpoint: {"error": ..., "file": ...}; one log line, no traceback."""
-        ctx.response.status_code = status
-        log.info("%d %s: %s", status, ctx.request.url.path, message)
-        return {"error": message, "file": file, **extra}
-
-    def _uploads(self, files: list[Path], ctx: bentoml.Context) -> list[tuple[str, bytes]]:
-        return [(name, Path(f).read_bytes()) for f, name in zip(files, self._names(files, ctx))]
-
-    async def _decode_one(self, image: Path, ctx: bentoml.Context) -> tuple[np.ndarray | None, dict | None]:
-        """One upload -> (model input, None) or (None, its error). A big one is decoded in a
-        below-scoring thread, so small scans on this event loop never queue behind it."""
-        upload = self._uploads([image], ctx)
-        if is_heavy(upload[0][1]):
+    async def _decode_one(self, image: Upload) -> np.ndarray:
+        """One upload -> model input, or BadImage. A big one is decoded in a below-scoring
+        thread, so small scans on this event loop never queue behind it."""
+        upload = [(image.name, image.data)]
+        if is_heavy(image.data):
             x, _, errors = await asyncio.get_running_loop().run_in_executor(
                 self.heavy, run_heavy, heavy_slots(), decode_many, upload, SETTINGS.max_pixels
             )
@@ -179,119 +165,98 @@ class Gate:
             x, _, errors = decode_many(upload, SETTINGS.max_pixels)
         if errors:
             self.metrics.rejected.inc()
-            return None, self._error(ctx, errors[0]["error"], errors[0]["file"])
-        return x, None
+            raise BadImage(errors[0]["error"], errors[0]["file"])
+        return x
 
-    def _alpha_error(self, alpha: float | None, ctx: bentoml.Context) -> dict | None:
-        # Its range is checked by the gate middleware before the request gets here.
-        if alpha is None:
-            return None
-        if self.scorer.cal_energies is None:
-            return self._error(
-                ctx,
+    def _needs_p_values(self, alpha: float | None) -> None:
+        if alpha is not None and self.scorer.cal_energies is None:
+            raise RequestError(
                 "alpha needs p-values, and this model's calibration.json stores no calibration "
-                "energies (re-run glyphgate calibrate)",
+                "energies (re-run glyphgate calibrate)"
             )
-        return None
 
-    async def _one(self, image: Path, ctx: bentoml.Context, fn, alpha: float | None = None) -> dict:
-        if (bad := self._alpha_error(alpha, ctx)) is not None:
-            return bad
-        x, bad = await self._decode_one(image, ctx)
-        if bad is not None:
-            return bad
-        result = fn(x, alpha)[0]
+    async def _one(self, image: Upload, fn, alpha: float | None = None) -> dict:
+        self._needs_p_values(alpha)
+        result = fn(await self._decode_one(image), alpha)[0]
         self.metrics.record([result])
         return result
 
-    def _many(self, images: list[Path], ctx: bentoml.Context, fn, alpha: float | None = None) -> dict:
-        if (bad := self._alpha_error(alpha, ctx)) is not None:
-            return bad
-        uploads = self._uploads(images, ctx)
-        x, ok, errors = decode_many(uploads, SETTINGS.max_pixels)
-        names = [name for name, _ in uploads]
+    def _many(self, images: list[Upload], ctx: bentoml.Context, fn, alpha: float | None = None) -> dict:
+        self._needs_p_values(alpha)
+        x, ok, errors = decode_many([(u.name, u.data) for u in images], SETTINGS.max_pixels)
         self.metrics.rejected.inc(len(errors))
         if not ok:
-            return self._error(ctx, f"none of the {len(images)} uploads is a usable image", errors=errors)
+            return refusal(ctx, f"none of the {len(images)} uploads is a usable image", errors=errors)
         results: list[dict] = [{} for _ in images]
         scored = fn(x, alpha)
         self.metrics.record(scored)
         for i, r in zip(ok, scored):
-            results[i] = {"index": i, "file": names[i], **r}
+            results[i] = {"index": i, "file": images[i].name, **r}
         for e in errors:
             results[e["index"]] = e
         return {"n": len(images), "n_errors": len(errors), "results": results}
 
     # One scan is well under a millisecond of work: it runs on the event loop, since a hop to
     # the thread pool and back costs about as much and adds GIL hand-offs under load.
-    @bentoml.api
-    async def classify(self, image: Path, ctx: bentoml.Context, alpha: float | None = None) -> dict:
+    @ENDPOINTS.api(Files("image"), alpha=True)
+    async def classify(self, image: Upload, ctx: bentoml.Context, alpha: float | None = None) -> dict:
         """One scan -> label, top-k probabilities, energy, threshold, p_value, is_ood (energy > threshold,
         or p_value < alpha when the form field alpha is given)."""
-        return await self._one(image, ctx, self.scorer.classify, alpha)
+        return await self._one(image, self.scorer.classify, alpha)
 
-    @bentoml.api
-    async def score(self, image: Path, ctx: bentoml.Context, alpha: float | None = None) -> dict:
+    @ENDPOINTS.api(Files("image"), alpha=True)
+    async def score(self, image: Upload, ctx: bentoml.Context, alpha: float | None = None) -> dict:
         """One scan -> energy (higher = more OOD), threshold, p_value (share of real glyphs at least this
         unusual), is_ood (energy > threshold, or p_value < alpha)."""
-        return await self._one(image, ctx, self.scorer.score, alpha)
+        return await self._one(image, self.scorer.score, alpha)
 
-    @bentoml.api
-    def classify_batch(self, images: list[Path], ctx: bentoml.Context, alpha: float | None = None) -> dict:
+    @ENDPOINTS.api(Files("images", at_most=SETTINGS.max_batch), alpha=True)
+    def classify_batch(self, images: list[Upload], ctx: bentoml.Context, alpha: float | None = None) -> dict:
         """Many scans in one request -> results in request order; undecodable ones carry 'error'."""
         return self._many(images, ctx, self.scorer.classify, alpha)
 
-    @bentoml.api
-    def score_batch(self, images: list[Path], ctx: bentoml.Context, alpha: float | None = None) -> dict:
+    @ENDPOINTS.api(Files("images", at_most=SETTINGS.max_batch), alpha=True)
+    def score_batch(self, images: list[Upload], ctx: bentoml.Context, alpha: float | None = None) -> dict:
         """Many scans in one request -> energy / p_value / is_ood in request order."""
         return self._many(images, ctx, self.scorer.score, alpha)
 
-    @bentoml.api
-    def scan_page(self, image: Path, page: Path, ctx: bentoml.Context) -> dict:
+    @ENDPOINTS.api(Files("image"), Files("page"))
+    def scan_page(self, image: Upload, page: Upload, ctx: bentoml.Context) -> dict:
         """A page image and its PAGE-XML (multipart fields image and page) -> a verdict per glyph, cut by the
         PAGE coordinates (Glyph level, or words split into glyphs), and the PAGE-XML annotated with them."""
-        from glyphgate.core.image.decode import BadImage
         from serving.page_upload import scan_uploaded_page
 
-        names = self._names([image, page], ctx)
-        try:
+        with tempfile.TemporaryDirectory(prefix="glyphgate-page-") as folder:
             result = scan_uploaded_page(
-                Path(page), Path(image), tuple(names), self.scorer, SETTINGS.max_pixels
+                page.saved_in(Path(folder), "page"),
+                image.saved_in(Path(folder), "image"),
+                (image.name, page.name),
+                self.scorer,
+                SETTINGS.max_pixels,
             )
-        except BadImage as e:
-            return self._error(ctx, str(e), e.file)
         self.metrics.record(result["results"])
         return result
 
-    @bentoml.api
-    async def preview(self, image: Path, ctx: bentoml.Context) -> Image.Image:
+    @ENDPOINTS.api(Files("image"))
+    async def preview(self, image: Upload, ctx: bentoml.Context) -> Image.Image:
         """One scan -> the 56x56 PNG the model actually sees (after the shared preprocessing)."""
-        x, bad = await self._decode_one(image, ctx)
-        if bad is not None:  # BentoML passes a Response through as it is: the same JSON error as /score
-            return JSONResponse(bad, status_code=ctx.response.status_code)
-        return input_image(x[0])
+        return input_image((await self._decode_one(image))[0])
 
     # -- generation (forwarded to the Generator process) ----------------------------------------
-    @bentoml.api
+    @ENDPOINTS.api(params=GenerateRequest)
     async def generate(
-        self,
-        n: N = DEFAULT_N,
-        steps: STEPS = DEFAULT_STEPS,
-        label: str | None = None,
-        seed: SEED = DEFAULT_SEED,
+        self, n: int, steps: int, label: str | None, seed: int, ctx: bentoml.Context
     ) -> Image.Image:
         """SGLD samples from fresh chains -> PNG grid (label optional: unconditional without it)."""
+        check_label(label, self.calibration["classes"])
         return await self.generator.to_async.generate(n=n, steps=steps, label=label, seed=seed)
 
-    @bentoml.api
+    @ENDPOINTS.api(params=ChainRequest)
     async def generate_chain(
-        self,
-        n: N = 1,
-        steps: STEPS = DEFAULT_STEPS,
-        label: str | None = None,
-        seed: SEED = DEFAULT_SEED,
+        self, n: int, steps: int, label: str | None, seed: int, ctx: bentoml.Context
     ) -> Image.Image:
         """One SGLD chain at 9 evenly spaced steps -> PNG strip (noise turning into a glyph)."""
+        check_label(label, self.calibration["classes"])
         return await self.generator.to_async.generate_chain(n=n, steps=steps, label=label, seed=seed)
 
 
@@ -300,7 +265,6 @@ API_DESCRIPTION = (
     "not glyphs (energy above the calibrated threshold, or p_value below a request's alpha), and generates glyphs "
     'by SGLD. Errors are always JSON: {"error": ..., "file": ...}. The demo page is at /ui/.'
 )
-Gate.add_asgi_middleware(
-    GateMiddleware, settings=SETTINGS, classes=calibration()["classes"], description=API_DESCRIPTION
-)
-Gate.mount_asgi_app(ui_app(calibration()), path="/ui")
+Gate.add_asgi_middleware(GateMiddleware, settings=SETTINGS, endpoints=ENDPOINTS, description=API_DESCRIPTION)
+# The demo page is open: it asks for the token itself before it calls an API.
+ENDPOINTS.mount_public(Gate, ui_app(calibration()), "/ui")
