@@ -113,7 +113,7 @@ COMPARE_FLAG = $(if $(wildcard $(OTHER_ART)/generation.json),--compare $(OTHER_A
 BEFORE := $(RUNS)/before
 BEFORE_FLAG = --before $(BEFORE)
 CARD = $(GG) card --artifacts $(ARTIFACTS) --run $(RUNS)/default-$(MODE) --data $(DATA) \
-	  --baseline-run $(RUNS)/default-classifier $(COMPARE_FLAG) $(BEFORE_FLAG)
+	  --baseline-run $(RUNS)/default-classifier $(COMPARE_FLAG) $(BEFORE_FLAG) $(if $(REAL),--real-pages $(REAL))
 
 # The model being replaced keeps its gate figures in $(BEFORE) for the card's before/after table.
 model: install tesseract

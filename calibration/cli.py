@@ -123,14 +123,29 @@ def add_card_arguments(p):
         metavar="DIR",
         help="calibration.json and real_scans.json of the model this one replaces: adds a before/after table",
     )
+    p.add_argument(
+        "--real-pages",
+        default=None,
+        metavar="DIR",
+        help="the pages the real glyphs were imported from, for the card's steps "
+        "(default: the source their import.json names)",
+    )
 
 
 def card(args) -> int:
     from calibration.card import write_card
 
-    print(
-        f"wrote {write_card(args.artifacts, args.run, args.data, args.baseline_run, args.command, args.compare, args.before)}"
+    path = write_card(
+        args.artifacts,
+        args.run,
+        args.data,
+        args.baseline_run,
+        args.command,
+        args.compare,
+        args.before,
+        args.real_pages,
     )
+    print(f"wrote {path}")
     return 0
 
 

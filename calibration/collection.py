@@ -1,6 +1,6 @@
 """`glyphgate calibrate` on an archive's own collection: fit the threshold on its glyphs.
 
-A collection rarely holds all 42 classes and may hold none labelled at all:
+A collection rarely holds all the model's classes and may hold none labelled at all:
 - a labelled folder (root/<class>/*) with any subset of the model's classes; folders that name
   no class are listed and left out of accuracy, or with `unknown_as_ood` become an OOD set;
 - an unlabelled folder of glyphs (every image under root, root/ood/ excepted): threshold only;
@@ -14,21 +14,15 @@ and stores the calibration glyphs' sorted energies, which the server turns into 
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from calibration import report as rep
-from calibration.calibrate import energy_histogram
-from calibration.metrics import (
-    caught,
-    expected_calibration_error,
-    fit_temperature,
-    fit_threshold,
-    ood_metrics,
-)
+from calibration.figures import collection_figures
+from calibration.metrics import fit_temperature, fit_threshold
+from calibration.record import Measured, build_record, write_record
+from calibration.report import write_index
+from calibration.view import View
 from corpus.folders import (
     EXTENSIONS,
     load_files,
@@ -39,15 +33,13 @@ from glyphgate.core.contract.artifacts import (
     CALIBRATION_JSON,
     CLASSES_JSON,
     MODEL_ONNX,
-    SCHEMA_VERSION,
     load_calibration,
     read_json,
     require,
     sha256,
 )
-from glyphgate.core.contract.scores import GATE_SCORE, softmax
+from glyphgate.core.contract.scores import GATE_SCORE
 from glyphgate.core.errors import ArtifactsError, DataError
-from glyphgate.core.image.grid import save_grid
 from glyphgate.core.scoring.onnx_session import OnnxModel
 
 FEW_GLYPHS = 200  # below this a 95 % quantile rests on a handful of glyphs: the report warns
@@ -166,64 +158,29 @@ def calibrate_collection(
     if warning:
         log(f"warning: {warning}")
 
-    sets = {}
-    for k, e in e_ood.items():
-        sets[k] = {
-            "kind": "unknown",
-            "n": int(len(e)),
-            "fpr_at_threshold": float(np.mean(e <= threshold)),
-            "caught_at_threshold": caught(e, threshold),
-            "scores": {"energy": ood_metrics(e_id, e)},
-        }
-    pooled = np.concatenate(list(e_ood.values())) if e_ood else None
-    kinds = (
-        {
-            "unknown": {
-                "kind": "unknown",
-                "n": int(len(pooled)),
-                "sets": list(sets),
-                "fpr_at_threshold": float(np.mean(pooled <= threshold)),
-                "caught_at_threshold": caught(pooled, threshold),
-                "scores": {"energy": ood_metrics(e_id, pooled)},
-            }
-        }
-        if pooled is not None
-        else {}
-    )
-    accuracy = float(np.mean(logits.argmax(1) == y)) if y is not None else None
     # labelled glyphs refit the confidence's temperature; unlabelled ones keep the one in place
     reference = reference_metrics(folder)
     temperature = (
         fit_temperature(logits, y) if y is not None else float((reference or {}).get("temperature", 1.0))
     )
-    cal = {
-        "schema_version": SCHEMA_VERSION,
-        "score": GATE_SCORE,
-        "orientation": "higher = more OOD; is_ood = energy > threshold",
-        "threshold": float(threshold),
-        "target_tpr": target_tpr,
-        "target_fpr": target_fpr,
-        "measured_tpr": measured_tpr,
-        "temperature": temperature,
-        "split": "collection",
-        "threshold_population": {"population": "collection", "data": str(data), "n": int(len(e_id))},
-        "model_sha256": sha256(folder / MODEL_ONNX),
-        "classes": classes,
-        "id": {
-            "n": int(len(e_id)),
-            "accuracy": accuracy,
-            "ece": expected_calibration_error(softmax(logits, temperature), y) if y is not None else None,
-            "ece_raw": expected_calibration_error(softmax(logits), y) if y is not None else None,
-            "energy_quantiles": {
-                q: float(np.quantile(e_id, float(q))) for q in ("0.01", "0.5", "0.95", "0.99")
-            },
-        },
-        "id_energies": np.sort(e_id).round(6).tolist(),
-        "score_functions": ["energy"],
-        "metrics": {"sets": sets, "kinds": kinds},
-        "comparison": {},
-        "energy_histogram": energy_histogram(e_id, {"unknown": pooled} if pooled is not None else {}),
-        "collection": {
+    # the collection's rejects are scored by the gate alone, all of kind "unknown"
+    measured = Measured(
+        {GATE_SCORE: e_id}, {k: {GATE_SCORE: e} for k, e in e_ood.items()}, {}, logits, y, e_id
+    )
+    rec = build_record(
+        measured,
+        threshold=threshold,
+        measured_tpr=measured_tpr,
+        target_tpr=target_tpr,
+        temperature=temperature,
+        split="collection",
+        population={"population": "collection", "data": str(data), "n": int(len(e_id))},
+        model_sha256=sha256(folder / MODEL_ONNX),
+        classes=classes,
+        data=str(data),
+        flag_id=False,
+        target_fpr=target_fpr,
+        collection={
             "name": name,
             "data": str(data),
             "labelled": y is not None,
@@ -233,28 +190,9 @@ def calibrate_collection(
             "unknown_as_ood": unknown_as_ood,
             "warning": warning,
         },
-        "reference": reference,
-        "baselines": [],
-        "data": str(data),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    (folder / "real_scans.json").unlink(missing_ok=True)  # measured at the old threshold
-    (folder / CALIBRATION_JSON).write_text(
-        json.dumps(cal, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        reference=reference,
     )
-    _report(folder / "report", cal, x, e_id, e_ood)
-    return cal
-
-
-def _report(out: Path, cal: dict, x: np.ndarray, e_id: np.ndarray, e_ood: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    figures = {}
-    if e_ood:
-        rep.energy_histograms(
-            out / "energy_histograms.png", e_id, e_ood, {k: "unknown" for k in e_ood}, cal["threshold"]
-        )
-        figures["Energy: the collection's glyphs vs each of its OOD sets"] = "energy_histograms.png"
-    save_grid(x[np.argsort(-e_id)], out / "false_alarms.png", nrow=8, limit=64)
-    figures["False alarms: the collection's 64 highest-energy glyphs"] = "false_alarms.png"
-    (out / "figures.json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
-    rep.write_index(out / "index.html", cal, cal["comparison"], figures)
+    write_record(folder, rec)
+    figures = collection_figures(folder / "report", rec.threshold, x, e_id, e_ood)
+    write_index(folder / "report" / "index.html", View(rec, figures=figures))
+    return rec.to_dict()

@@ -1,21 +1,20 @@
 """Two training modes side by side (issue 14: jem vs icd at the same epoch budget) and the rule
-that picks the shipped one. Each mode is read from its calibrated artifacts folder (calibration,
-real_scans.json, generation.json) and its run folder (config, wall time), so the table in the
-card is made from the same files as the rest of the card."""
+that picks the shipped one. Each mode is read into the same view as the card (calibration,
+real_scans.json, generation.json, its run's config and wall time), so the table in the card is
+made from the same files as the rest of the card."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from calibration.real import REAL_SCANS_JSON
-from glyphgate.core.contract.artifacts import load_calibration, read_json
+from calibration.render import Code, Table, fmt
+from calibration.targets import TARGETS
+from calibration.view import View
+from glyphgate.core.contract.artifacts import read_json
 from glyphgate.core.model.modes import uses_exposure
 
-GENERATION_JSON = (
-    "generation.json"  # written by `glyphgate generate --evaluate --out <artifacts>/generation.json`
-)
-GEN_STEPS = "256"  # the issue's step count for the generation figures that decide
-MAX_ACCURACY_LOSS = 0.005  # the challenger may lose at most half a point of accuracy
+GEN_STEPS = TARGETS["generation"]["steps"]  # the step count whose generation figures decide
+MAX_ACCURACY_LOSS = TARGETS["modes"]["max_accuracy_loss"]
 REAL_OOD = ("words", "fragments")  # what a page segmenter emits besides glyphs
 
 
@@ -33,57 +32,36 @@ def mix_sets(data: str | Path) -> set[str]:
     return {n for n, info in manifest.get("ood", {}).items() if isinstance(info, dict) and info.get("mix")}
 
 
-def evaluation_sets(cal: dict, cfg: dict, data: str | Path) -> tuple[dict, dict]:
-    """(far, near) energy AUROC per set, near restricted to the evaluation sets: kinds seen as
-    outlier exposure in training, and the mixes that contain them, are left out."""
-    exposure = exposure_kinds(cfg)
-    mixes = mix_sets(data)
-    sets = cal["metrics"]["sets"]
-    far = {n: m["scores"]["energy"]["auroc"] for n, m in sets.items() if m["kind"] == "far"}
-    near = {
-        n: m["scores"]["energy"]["auroc"]
-        for n, m in sets.items()
-        if m["kind"] == "near" and n not in exposure and n not in mixes
-    }
-    return far, near
-
-
-def mode_column(artifacts: str | Path, run: str | Path, data: str | Path) -> dict:
+def mode_column(view: View) -> dict:
     """One mode's figures for the comparison table."""
-    artifacts, run = Path(artifacts), Path(run)
-    cal = load_calibration(artifacts)
-    cfg = read_json(run / "config.json")
-    metrics = read_json(run / "metrics.json")
-    far, near = evaluation_sets(cal, cfg, data)
-    gen_path = artifacts / GENERATION_JSON
-    real_path = artifacts / REAL_SCANS_JSON
-    real = read_json(real_path) if real_path.is_file() else {}
+    far, near = view.energy_auroc()
+    real = view.real
     real_auroc = [r["ood"][k]["auroc"] for r in real.values() for k in REAL_OOD if k in r["ood"]]
-    panel = {n: r for n, r in cal.get("robustness", {}).items() if n != "clean"}
+    panel = {n: r for n, r in view.record.robustness.items() if n != "clean"}
     return {
-        "mode": cfg["mode"],
-        "artifacts": str(artifacts),
-        "epochs": metrics.get("epochs"),
-        "wall_s": metrics.get("fit_wall_s"),
-        "accuracy": cal["id"]["accuracy"],
+        "mode": view.run.cfg["mode"],
+        "epochs": view.run.metrics.get("epochs"),
+        "max_epochs": view.run.cfg.get("max_epochs"),
+        "wall_s": view.run.metrics.get("fit_wall_s"),
+        "accuracy": view.record.id.accuracy,
         "far_min": min(far.values()),
         "near_min": min(near.values()),
         "near_mean": sum(near.values()) / len(near),
         "real": real,
         "real_ood_mean": sum(real_auroc) / len(real_auroc) if real_auroc else None,
-        "panel_worst_accuracy": min((r["d_accuracy"] for r in panel.values()), default=None),
-        "panel_worst_flagged": max((r["d_flagged"] for r in panel.values()), default=None),
-        "generation": read_json(gen_path)["steps"] if gen_path.is_file() else {},
+        "panel_worst_accuracy": min((r.d_accuracy for r in panel.values()), default=None),
+        "panel_worst_flagged": max((r.d_flagged for r in panel.values()), default=None),
+        "generation": (view.generation or {}).get("steps", {}),
     }
 
 
 def decide(shipped: dict, challenger: dict) -> tuple[bool, str]:
     """(whether the challenger should ship instead, the reason in words). The issue's rule: better
-    on OOD and on generation, losing at most half a point of synthetic accuracy. OOD counts the
-    real pages and the robustness panel first (the project's rule for any change): the
+    on OOD and on generation, losing at most MAX_ACCURACY_LOSS of synthetic accuracy. OOD counts
+    the real pages and the robustness panel first (the project's rule for any change): the
     challenger must not be worse on the real pages' words and fragments (mean AUROC) nor on the
     panel's worst rows, and must be better on the synthetic near evaluation sets (mean and worst)
-    with far not worse. Generation: KID at 256 steps."""
+    with far not worse. Generation: KID at GEN_STEPS steps."""
     a, b = shipped, challenger
 
     def not_worse(key, higher_is_better=True):
@@ -110,17 +88,20 @@ def decide(shipped: dict, challenger: dict) -> tuple[bool, str]:
     return ship, f"`{b['mode']}` against `{a['mode']}`: " + ", ".join(parts)
 
 
-def fmt(v, digits=4):
-    return "n/a" if v is None else f"{v:.{digits}f}"
+def kid_change(by: dict) -> float | None:
+    """icd's KID at GEN_STEPS steps against jem's, as a share (negative = lower = closer)."""
+    kj, ki = (by[m]["generation"].get(GEN_STEPS, {}).get("kid") for m in ("jem", "icd"))
+    return (ki - kj) / abs(kj) if kj and ki else None
 
 
-def comparison_lines(columns: list[dict]) -> list[str]:
+def comparison_table(columns: list[dict]) -> Table:
     """The card's side-by-side table: one column per mode."""
     real_names = sorted({n for c in columns for n in c["real"]})
     steps = sorted({k for c in columns for k in c["generation"]}, key=int)
+    t = Table(["", *(Code(c["mode"]) for c in columns)])
 
     def row(label, get, digits=4):
-        return f"| {label} | " + " | ".join(fmt(get(c), digits) for c in columns) + " |"
+        t.rows.append([label, *(fmt(get(c), digits) for c in columns)])
 
     def real(name, key):
         def get(c):
@@ -134,36 +115,22 @@ def comparison_lines(columns: list[dict]) -> list[str]:
     def gen(k, key):
         return lambda c: c["generation"].get(k, {}).get(key)
 
-    rows = [
-        row("synthetic test accuracy", lambda c: c["accuracy"]),
-        row("far-OOD energy AUROC, worst set", lambda c: c["far_min"]),
-        row("near-OOD energy AUROC, evaluation sets, mean", lambda c: c["near_mean"]),
-        row("near-OOD energy AUROC, evaluation sets, worst", lambda c: c["near_min"]),
-    ]
+    row("synthetic test accuracy", lambda c: c["accuracy"])
+    row("far-OOD energy AUROC, worst set", lambda c: c["far_min"])
+    row("near-OOD energy AUROC, evaluation sets, mean", lambda c: c["near_mean"])
+    row("near-OOD energy AUROC, evaluation sets, worst", lambda c: c["near_min"])
     for name in real_names:
-        rows += [
-            row(f"{name}: accuracy", real(name, "accuracy")),
-            row(f"{name}: flagged at threshold", real(name, "flagged_at_threshold")),
-            row(f"{name}: AUROC vs words", real(name, "words")),
-            row(f"{name}: AUROC vs fragments", real(name, "fragments")),
-        ]
-    rows += [
-        row("real pages: mean AUROC vs words and fragments", lambda c: c["real_ood_mean"]),
-        row("robustness panel: worst accuracy change", lambda c: c["panel_worst_accuracy"]),
-        row("robustness panel: worst flag-rate rise", lambda c: c["panel_worst_flagged"]),
-    ]
+        row(f"{name}: accuracy", real(name, "accuracy"))
+        row(f"{name}: flagged at threshold", real(name, "flagged_at_threshold"))
+        for kind in REAL_OOD:
+            row(f"{name}: AUROC vs {kind}", real(name, kind))
+    row(f"real pages: mean AUROC vs {' and '.join(REAL_OOD)}", lambda c: c["real_ood_mean"])
+    row("robustness panel: worst accuracy change", lambda c: c["panel_worst_accuracy"])
+    row("robustness panel: worst flag-rate rise", lambda c: c["panel_worst_flagged"])
     for k in steps:
-        rows += [
-            row(f"generation, {k} steps: conditional accuracy", gen(k, "conditional_accuracy"), 3),
-            row(f"generation, {k} steps: KID (lower is better)", gen(k, "kid"), 3),
-            row(f"generation, {k} steps: within-class diversity", gen(k, "diversity"), 2),
-        ]
-    rows += [
-        row("epochs", lambda c: c["epochs"], 0),
-        row("training wall time (min)", lambda c: None if c["wall_s"] is None else c["wall_s"] / 60, 1),
-    ]
-    return [
-        "| | " + " | ".join(f"`{c['mode']}`" for c in columns) + " |",
-        "|---|" + "---|" * len(columns),
-        *rows,
-    ]
+        row(f"generation, {k} steps: conditional accuracy", gen(k, "conditional_accuracy"), 3)
+        row(f"generation, {k} steps: KID (lower is better)", gen(k, "kid"), 3)
+        row(f"generation, {k} steps: within-class diversity", gen(k, "diversity"), 2)
+    row("epochs", lambda c: c["epochs"], 0)
+    row("training wall time (min)", lambda c: None if c["wall_s"] is None else c["wall_s"] / 60, 1)
+    return t

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration import report as rep
+from calibration import figures as fig
 from calibration.metrics import caught, expected_calibration_error, ood_metrics, reliability
+from calibration.report import rerender_index
 from corpus.folders import read_named_classes, read_ood_folders
 from glyphgate.core.contract.artifacts import (
     CLASSES_JSON,
@@ -131,10 +132,10 @@ def evaluate_real(
         e_passed = np.concatenate([energies[k][kept[k]] for k in energies])
         if len(passed):
             save_grid(passed[np.argsort(e_passed)], out / f"real_{name}_passed.png", nrow=8, limit=64)
-        rep.energy_histograms(
+        fig.energy_histograms(
             out / f"real_{name}_energy.png", energy, energies, {k: "real" for k in energies}, cal["threshold"]
         )
-    rep.reliability_diagram(
+    fig.reliability_diagram(
         out / f"real_{name}_reliability.png",
         reliability(probs, y),
         result["ece"],
@@ -144,7 +145,7 @@ def evaluate_real(
     everything = read_json(path) if path.is_file() else {}
     everything[name] = result
     path.write_text(json.dumps(everything, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    rep.rerender_index(folder, cal)
+    rerender_index(folder, cal)
     return result
 
 
