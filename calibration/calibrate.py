@@ -18,7 +18,7 @@ from calibration.metrics import (
     reliability,
 )
 from calibration.rbm import fit_rbm, free_energy
-from calibration.record import Measured, build_record, kind_pool, write_record
+from calibration.record import Measured, OperatingPoint, build_record, kind_pool, write_record
 from calibration.report import write_index
 from calibration.robustness import robustness_panel
 from calibration.scores import all_scores
@@ -178,10 +178,7 @@ def calibrate(
     measured = Measured(s_id, scores, kinds, logits[split], y_id, e_fit)
     rec = build_record(
         measured,
-        threshold=threshold,
-        measured_tpr=measured_tpr,
-        target_tpr=target_tpr,
-        temperature=temperature,
+        OperatingPoint(threshold, measured_tpr, target_tpr, temperature),
         split="real val" if pop else split,
         population=population,
         model_sha256=sha256(folder / MODEL_ONNX),

@@ -20,7 +20,7 @@ import numpy as np
 
 from calibration.figures import collection_figures
 from calibration.metrics import fit_temperature, fit_threshold
-from calibration.record import Measured, build_record, write_record
+from calibration.record import Measured, OperatingPoint, build_record, write_record
 from calibration.report import write_index
 from calibration.view import View
 from corpus.folders import (
@@ -169,10 +169,7 @@ def calibrate_collection(
     )
     rec = build_record(
         measured,
-        threshold=threshold,
-        measured_tpr=measured_tpr,
-        target_tpr=target_tpr,
-        temperature=temperature,
+        OperatingPoint(threshold, measured_tpr, target_tpr, temperature),
         split="collection",
         population={"population": "collection", "data": str(data), "n": int(len(e_id))},
         model_sha256=sha256(folder / MODEL_ONNX),

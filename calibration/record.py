@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -226,13 +226,19 @@ def _id_figures(m: Measured, threshold: float, temperature: float, flag_id: bool
     }
 
 
+class OperatingPoint(NamedTuple):
+    """What a calibration fits: the threshold at a target TPR (and the TPR it gets), the temperature."""
+
+    threshold: float
+    measured_tpr: float
+    target_tpr: float
+    temperature: float
+
+
 def build_record(
     m: Measured,
+    point: OperatingPoint,
     *,
-    threshold: float,
-    measured_tpr: float,
-    target_tpr: float,
-    temperature: float,
     split: str,
     population: dict,
     model_sha256: str,
@@ -244,6 +250,7 @@ def build_record(
 ) -> CalibrationRecord:
     """The record of one calibration. `sections`: the fields only one kind of calibration has
     (robustness, baselines, collection, reference, target_fpr); they are written as given."""
+    threshold, measured_tpr, target_tpr, temperature = point
     e_ood = {n: s[GATE_SCORE] for n, s in m.ood_scores.items()}
     fields = dict(
         schema_version=SCHEMA_VERSION,

@@ -84,3 +84,21 @@ def test_what_the_bento_ships_needs_no_lightning_or_scikit_learn():
             part,
             sorted(external[part]),
         )
+
+
+def test_the_core_packages_import_one_way():
+    """contract, image, model, pages and scoring: each imports only those below it."""
+    below = {
+        "image": set(),
+        "pages": {"image"},
+        "model": {"image"},
+        "contract": {"image", "model"},
+        "scoring": {"image", "contract"},
+    }
+    core = ROOT / "glyphgate" / "core"
+    for pkg, allowed in below.items():
+        for path in (core / pkg).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("glyphgate.core."):
+                    there = node.module.split(".")[2]
+                    assert there in allowed | {pkg, "errors"}, f"{path.name} imports {node.module}"

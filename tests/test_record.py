@@ -9,7 +9,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from calibration.record import CalibrationRecord, Measured, build_record
+from calibration.record import CalibrationRecord, Measured, OperatingPoint, build_record
 from glyphgate.cli import main
 from glyphgate.core.contract.artifacts import calibration_schema
 from glyphgate.core.contract.scores import GATE_SCORE
@@ -28,10 +28,7 @@ def _measured(labelled: bool = True, scores=(GATE_SCORE, "neg_max_softmax")) -> 
 
 def _common(m: Measured) -> dict:
     return dict(
-        threshold=1.5,
-        measured_tpr=0.95,
-        target_tpr=0.95,
-        temperature=1.2,
+        point=OperatingPoint(threshold=1.5, measured_tpr=0.95, target_tpr=0.95, temperature=1.2),
         population={"population": "synthetic", "data": "d (test split)", "n": 200},
         model_sha256="0" * 64,
         classes=CLASSES,
