@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from calibration.render import Table, fmt
-from calibration.targets import TARGETS, bounds, label, verdict
+from calibration.targets import TARGETS, label, verdict
 from calibration.view import View
 from glyphgate.core.contract.artifacts import REAL_SCANS_JSON, read_json
 from glyphgate.core.contract.scores import GATE_SCORE, SCORES
@@ -48,19 +48,9 @@ def gate_rows(view: View) -> Table:
     def add(quantity: str, v: float, target: dict) -> None:
         t.rows.append([quantity, fmt(v), label(target), verdict(v, target)])
 
-    for name, targets in bounds(TARGETS["real"]).items():
-        r = view.real.get(name)
-        if not r:
-            continue
-        for q, target in bounds(targets).items():
-            what, _, kind = q.partition(" ")
-            if q == "flagged":
-                add(f"{name}: glyphs flagged", r["flagged_at_threshold"], target)
-            elif q == "accuracy":
-                add(f"{name}: accuracy", r["accuracy"], target)
-            elif what == "caught" and "caught_at_threshold" in r["ood"].get(kind, {}):
-                add(f"{name}: {kind} caught", r["ood"][kind]["caught_at_threshold"], target)
-            # AUROC targets are in the real-pages section
+    for name, what, quantity, v, target in view.real_figures():
+        if what != "auroc":  # AUROC targets are in the real-pages section
+            add(f"{name}: {quantity}", v, target)
     add("synthetic test glyphs: flagged", view.record.id_flagged, GATE["glyphs flagged"])
     for n, m in view.record.metrics.sets.items():
         role = view.role(n)

@@ -150,18 +150,31 @@ class View:
                 )
         return t
 
-    def real_targets(self) -> Table:
-        """The real collections' AUROC targets (accuracy, flagged and caught are the gate's)."""
-        t = Table(["collection", "quantity", "measured", "target", ""])
+    def real_figures(self):
+        """(collection, what, quantity, measured, target) for every real-page target that was
+        measured: what is accuracy, flagged, caught or auroc. The card's gate rows and the
+        real-pages tables of card and report read this one walk."""
         for name, targets in bounds(TARGETS["real"]).items():
             r = self.real.get(name)
             if not r:
                 continue
             for q, target in bounds(targets).items():
                 what, _, kind = q.partition(" ")
-                if what == "auroc" and kind in r["ood"]:
-                    v = r["ood"][kind]["auroc"]
-                    t.rows.append([name, f"AUROC vs {kind}", fmt(v), label(target), verdict(v, target, None)])
+                if q == "flagged":
+                    yield name, what, "glyphs flagged", r["flagged_at_threshold"], target
+                elif q == "accuracy":
+                    yield name, what, "accuracy", r["accuracy"], target
+                elif what == "caught" and "caught_at_threshold" in r["ood"].get(kind, {}):
+                    yield name, what, f"{kind} caught", r["ood"][kind]["caught_at_threshold"], target
+                elif what == "auroc" and kind in r["ood"]:
+                    yield name, what, f"AUROC vs {kind}", r["ood"][kind]["auroc"], target
+
+    def real_targets(self) -> Table:
+        """The real collections' AUROC targets (accuracy, flagged and caught are the gate's)."""
+        t = Table(["collection", "quantity", "measured", "target", ""])
+        for name, what, quantity, v, target in self.real_figures():
+            if what == "auroc":
+                t.rows.append([name, quantity, fmt(v), label(target), verdict(v, target, None)])
         return t
 
     def detectors(self) -> Table:
