@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from calibration.figures import calibration_figures
 from calibration.metrics import (
@@ -23,7 +24,7 @@ from calibration.report import write_index
 from calibration.robustness import robustness_panel
 from calibration.scores import all_scores
 from calibration.view import View
-from corpus.folders import read_named_classes, read_ood_folders
+from corpus.folders import Skipped, read_named_classes, read_ood_folders, skip_record
 from corpus.load import load_glyph_data
 from glyphgate.core.contract.artifacts import (
     CLASSES_JSON,
@@ -52,11 +53,14 @@ def score_artifacts(
     if with_grad and model is None:
         model = load_torch_model(folder)
     model = model if with_grad else None
+    net = model.net if model is not None else None
     logits, scores = {}, {}
-    for name, x in x_by_set.items():
-        lg, en = runner.run(x, batch=256)
-        net = model.net if model is not None else None
-        logits[name], scores[name] = lg, all_scores(lg, en, net, x)
+    total = sum(len(x) for x in x_by_set.values())
+    with tqdm(total=total, desc=f"scoring with {folder.name}", unit="img", disable=None, leave=False) as bar:
+        for name, x in x_by_set.items():
+            lg, en = runner.run(x, batch=256)
+            logits[name], scores[name] = lg, all_scores(lg, en, net, x)
+            bar.update(len(x))
     return logits, scores
 
 
@@ -71,7 +75,9 @@ def _comparison_row(s_id: np.ndarray, s_ood: dict[str, np.ndarray], kinds: dict[
     return row
 
 
-def real_population(real: str | Path, classes: list[str], runner: OnnxModel) -> dict:
+def real_population(
+    real: str | Path, classes: list[str], runner: OnnxModel, skipped: Skipped | None = None
+) -> dict:
     """The real validation works' glyphs (DIR/val/<class>/) and their own non-glyphs
     (DIR/val/ood/<kind>/), scored: the population the shipped threshold is fitted on."""
     val = Path(real) / "val"
@@ -80,11 +86,11 @@ def real_population(real: str | Path, classes: list[str], runner: OnnxModel) -> 
             f"{real}: no val/ folder of real validation glyphs (import pages with "
             "`glyphgate data import-page --split-by-work`)"
         )
-    x, y, _ = read_named_classes(val, classes, "real validation glyphs")
+    x, y, _ = read_named_classes(val, classes, "real validation glyphs", skipped)
     if len(y) == 0:
         raise DataError(f"{val}: no glyphs of the model's classes")
     logits, energy = runner.run(x.numpy(), batch=256)
-    ood = {k: runner.run(v.numpy(), batch=256)[1] for k, v in read_ood_folders(val).items()}
+    ood = {k: runner.run(v.numpy(), batch=256)[1] for k, v in read_ood_folders(val, skipped).items()}
     return {"data": str(val), "x": x.numpy(), "y": y.numpy(), "logits": logits, "energy": energy, "ood": ood}
 
 
@@ -97,13 +103,15 @@ def calibrate(
     rbm: bool = True,
     real: str | Path | None = None,
     log=print,
+    skipped: Skipped | None = None,
 ) -> dict:
     """Fit the threshold and the p-values' calibration energies on the real validation works'
     glyphs when `real` is given (the population users send), else on the synthetic `split`;
-    either way every OOD set is measured at that threshold."""
+    either way every OOD set is measured at that threshold. With `skipped`, unreadable image
+    files are left out and recorded there (and counted in calibration.json) instead of stopping it."""
     folder = require(artifacts, MODEL_ONNX, MODEL_PT, CLASSES_JSON)
     classes = read_json(folder / CLASSES_JSON)
-    data = load_glyph_data(data_dir)
+    data = load_glyph_data(data_dir, skipped=skipped)
     if split not in data.splits:
         raise DataError(f"{data_dir}: no {split!r} split (has {', '.join(data.splits)})")
     if data.classes != classes:
@@ -126,7 +134,7 @@ def calibrate(
         f"scored {sum(len(v) for v in sets.values())} images with {len(scores[split])} score functions in {time.perf_counter() - t0:.1f} s"
     )
     s_id = scores.pop(split)
-    pop = real_population(real, classes, runner) if real else None
+    pop = real_population(real, classes, runner, skipped) if real else None
     e_fit = pop["energy"] if pop else s_id["energy"]
     # The confidence's temperature comes from the same glyphs as the threshold.
     temperature = fit_temperature(*((pop["logits"], pop["y"]) if pop else (logits[split], y_id)))
@@ -187,6 +195,7 @@ def calibrate(
         comparison=comparison,
         robustness=panel,
         baselines=baseline_meta,
+        **skip_record(skipped),
     )
     write_record(folder, rec)
     x_ood = {n: x for n, x in sets.items() if n != split}

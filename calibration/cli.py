@@ -1,14 +1,82 @@
-"""`glyphgate calibrate`."""
+"""`glyphgate calibrate`, `evaluate`, `card`, `peers`."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+# What calibrate and evaluate promise about the files they read and the folder they write.
+EXIT_STATUS = (
+    "An unreadable image is reported on one line (glyphgate: skipped FILE: reason), left out and "
+    "counted (skipped in the JSON written). Exit status: 0 every file read, 1 some skipped, 2 nothing usable."
+)
+READ_ONLY = (
+    "The shipped model (the package's artifacts/default) is never written unless --in-place is given; "
+    "any other artifacts folder is written in place unless --out DIR is given."
+)
+
+
+def _add_destination(p, what: str) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help=f"write {what} to DIR (created when missing) and leave the artifacts folder as it is",
+    )
+    where.add_argument(
+        "--in-place",
+        action="store_true",
+        help="write into the artifacts folder even when it is the shipped model (`make model` does)",
+    )
+    p.epilog = f"{READ_ONLY} {EXIT_STATUS}"
+
+
+def _destination(args, command: str) -> Path:
+    """The folder `command` writes: --out DIR, else the artifacts folder; the shipped one only
+    with --in-place, since its files are the repository's (a stray run would rewrite them)."""
+    from glyphgate.core.contract import artifacts as contract
+    from glyphgate.core.errors import ConfigError
+
+    target = Path(args.out if args.out is not None else args.artifacts)
+    if not args.in_place and target.resolve() == contract.SHIPPED.resolve():
+        raise ConfigError(
+            f"{target}: the shipped model is read-only; pass --out DIR to write {command}'s results "
+            "elsewhere, or --in-place to overwrite it"
+        )
+    return target
+
+
+def _calibration_copy(args) -> Path:
+    """The artifacts folder calibrate writes: itself, or --out DIR holding a copy of its model
+    files and of its calibration.json (a collection keeps the old one's metrics as reference)."""
+    import shutil
+
+    from glyphgate.core.contract.artifacts import (
+        CALIBRATION_JSON,
+        CLASSES_JSON,
+        MODEL_ONNX,
+        MODEL_PT,
+        require,
+    )
+
+    target, source = _destination(args, "calibrate"), Path(args.artifacts)
+    if target.resolve() == source.resolve():
+        return source
+    require(source, MODEL_ONNX, CLASSES_JSON)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (MODEL_ONNX, MODEL_PT, CLASSES_JSON, CALIBRATION_JSON):
+        if (source / name).is_file():
+            shutil.copy2(source / name, target / name)
+    return target
 
 
 def add_calibrate_arguments(p):
     p.add_argument(
         "--artifacts",
         required=True,
-        help="artifacts folder from `glyphgate export`; calibration.json and report/ go there",
+        help="artifacts folder from `glyphgate export`; calibration.json and report/ go there (or to --out DIR)",
     )
+    _add_destination(p, "a copy of the model files with the new calibration.json and report/")
     p.add_argument("--data", required=True, help="data folder with the ID split and the OOD sets")
     p.add_argument(
         "--target-tpr",
@@ -64,25 +132,26 @@ def add_calibrate_arguments(p):
 
 
 def calibrate(args) -> int:
-    from pathlib import Path
-
     from calibration.calibrate import calibrate as run
+    from corpus.folders import Skipped
     from corpus.load import is_full_dataset
 
+    target, skipped = _calibration_copy(args), Skipped()
     collection = (
         args.name or args.unlabelled or args.unknown_as_ood or args.ood or args.target_fpr is not None
     )
     if collection or not is_full_dataset(Path(args.data)):
-        return _calibrate_collection(args)
+        return _calibrate_collection(args, target, skipped)
 
     cal = run(
-        args.artifacts,
+        target,
         args.data,
         target_tpr=args.target_tpr,
         split=args.split,
         baselines=args.baseline,
         rbm=not args.no_rbm,
         real=args.real,
+        skipped=skipped,
     )
     pop = cal["threshold_population"]
     print(
@@ -100,8 +169,13 @@ def calibrate(args) -> int:
             f"  {m['kind']:4s} {name}: caught {m['caught_at_threshold']:.1%}, "
             f"energy AUROC {m['scores']['energy']['auroc']:.4f}, FPR95 {m['scores']['energy']['fpr95']:.4f}"
         )
-    print(f"wrote {args.artifacts}/calibration.json and {args.artifacts}/report/index.html")
-    return 0
+    return _finish(f"{target}/calibration.json and {target}/report/index.html", skipped)
+
+
+def _finish(written: str, skipped) -> int:
+    """The summary's last line, and the exit status it implies (1: some files were left out)."""
+    print(f"wrote {written}; {len(skipped)} unreadable files skipped")
+    return 1 if len(skipped) else 0
 
 
 def add_card_arguments(p):
@@ -153,8 +227,9 @@ def add_evaluate_arguments(p):
     p.add_argument(
         "--artifacts",
         required=True,
-        help="calibrated artifacts folder; results go to its real_scans.json and report/",
+        help="calibrated artifacts folder; results go to its real_scans.json and report/ (or to --out DIR)",
     )
+    _add_destination(p, "real_scans.json and report/")
     p.add_argument(
         "--data", required=True, help="folder from `glyphgate data import-page`: <class>/ and ood/<kind>/"
     )
@@ -170,21 +245,21 @@ def add_evaluate_arguments(p):
 
 def evaluate(args) -> int:
     from calibration.real import evaluate_real, summary_line
+    from corpus.folders import Skipped
 
-    print(
-        summary_line(
-            args.name, evaluate_real(args.artifacts, args.data, args.name, args.source, args.baseline)
-        )
+    target, skipped = _destination(args, "evaluate"), Skipped()
+    result = evaluate_real(
+        args.artifacts, args.data, args.name, args.source, args.baseline, out=target, skipped=skipped
     )
-    print(f"wrote {args.artifacts}/real_scans.json")
-    return 0
+    print(summary_line(args.name, result))
+    return _finish(f"{target}/real_scans.json and {target}/report/index.html", skipped)
 
 
-def _calibrate_collection(args) -> int:
+def _calibrate_collection(args, target: Path, skipped) -> int:
     from calibration.collection import calibrate_collection
 
     cal = calibrate_collection(
-        args.artifacts,
+        target,
         args.data,
         name=args.name,
         unlabelled=args.unlabelled,
@@ -192,6 +267,7 @@ def _calibrate_collection(args) -> int:
         ood_dirs=args.ood,
         target_tpr=args.target_tpr,
         target_fpr=args.target_fpr,
+        skipped=skipped,
     )
     c = cal["collection"]
     acc = (
@@ -218,8 +294,7 @@ def _calibrate_collection(args) -> int:
         print(
             f"  {name}: AUROC {e['auroc']:.4f}, FPR95 {e['fpr95']:.4f}, caught at threshold {m['caught_at_threshold']:.4f} (N = {m['n']})"
         )
-    print(f"wrote {args.artifacts}/calibration.json and {args.artifacts}/report/index.html")
-    return 0
+    return _finish(f"{target}/calibration.json and {target}/report/index.html", skipped)
 
 
 def add_peers_arguments(p):

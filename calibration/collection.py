@@ -20,14 +20,17 @@ import numpy as np
 
 from calibration.figures import collection_figures
 from calibration.metrics import fit_temperature, fit_threshold
+from calibration.real import score_sets
 from calibration.record import Measured, OperatingPoint, build_record, write_record
 from calibration.report import write_index
 from calibration.view import View
 from corpus.folders import (
     EXTENSIONS,
+    Skipped,
     load_files,
     read_named_classes,
     read_ood_folders,
+    skip_record,
 )
 from glyphgate.core.contract.artifacts import (
     CALIBRATION_JSON,
@@ -96,7 +99,10 @@ def calibrate_collection(
     target_tpr: float = 0.95,
     target_fpr: float | None = None,
     log=print,
+    skipped: Skipped | None = None,
 ) -> dict:
+    """The collection's calibration written into `artifacts`; with `skipped`, unreadable image
+    files are left out and recorded there (and counted in calibration.json) instead of stopping it."""
     folder = require(artifacts, MODEL_ONNX, CLASSES_JSON)
     classes = read_json(folder / CLASSES_JSON)
     data = Path(data)
@@ -114,27 +120,29 @@ def calibrate_collection(
         files = _images_under(data)
         if not files:
             raise DataError(f"{data}: no images ({'/'.join(EXTENSIONS)}) outside ood/")
-        x, y = load_files(files, f"{name} glyphs").numpy(), None
+        x, y = load_files(files, f"{name} glyphs", skipped).numpy(), None
     else:
-        xt, yt, unknown = read_named_classes(data, classes, f"{name} glyphs")
+        xt, yt, unknown = read_named_classes(data, classes, f"{name} glyphs", skipped)
         x, y = xt.numpy(), yt.numpy()
         if unknown_as_ood and unknown:
             ood["unknown_classes"] = load_files(
-                [f for n in unknown for f in _images_under(data / n, skip_ood=False)], "unknown classes"
+                [f for n in unknown for f in _images_under(data / n, skip_ood=False)],
+                "unknown classes",
+                skipped,
             ).numpy()
         if len(x) == 0:
             raise DataError(
                 f"{data}: none of its class folders names a class of the model "
                 f"(found {', '.join(sorted(unknown))}); use --unlabelled for unlabelled glyphs"
             )
-    ood.update({k: v.numpy() for k, v in read_ood_folders(data).items()})
+    ood.update({k: v.numpy() for k, v in read_ood_folders(data, skipped).items()})
     for d in ood_dirs:
         d = Path(d)
         files = _images_under(d, skip_ood=False) if d.is_dir() else []
         if not files:
             raise DataError(f"{d}: --ood folder not found or holds no images")
         ood[d.name if d.name not in ood else f"{d.parent.name}_{d.name}"] = load_files(
-            files, f"ood {d.name}"
+            files, f"ood {d.name}", skipped
         ).numpy()
     if target_fpr is not None and not ood:
         raise DataError(
@@ -142,8 +150,8 @@ def calibrate_collection(
         )
 
     runner = OnnxModel(folder / MODEL_ONNX, cpu_only=True)
-    logits, e_id = runner.run(x, batch=256)
-    e_ood = {k: runner.run(v, batch=256)[1] for k, v in ood.items()}
+    (logits, e_id), *ood_runs = score_sets(runner, [x, *ood.values()], f"scoring with {folder.name}")
+    e_ood = {k: run[1] for k, run in zip(ood, ood_runs)}
     if target_fpr is None:
         threshold, measured_tpr = fit_threshold(e_id, target_tpr)
     else:
@@ -188,6 +196,7 @@ def calibrate_collection(
             "warning": warning,
         },
         reference=reference,
+        **skip_record(skipped),
     )
     write_record(folder, rec)
     figures = collection_figures(folder / "report", rec.threshold, x, e_id, e_ood)

@@ -1,11 +1,11 @@
 """`glyphgate evaluate`: how the shipped gate behaves on glyphs cut from real pages.
 
 Reads a folder written by `glyphgate data import-page` (root/<class>/ plus root/ood/<kind>/),
-scores it with the artifacts' ONNX model and threshold, and records in the artifacts'
-real_scans.json, under a name: accuracy on the classes the folder holds, the share of real
-glyphs flagged at the shipped threshold, and the energy AUROC of the glyphs against each OOD
-kind of the same pages (words, fragments, blank margins, other symbols). It measures; it never
-changes the threshold.
+scores it with the artifacts' ONNX model and threshold, and records in real_scans.json (the
+artifacts folder's, or that of the folder given as `out`), under a name: accuracy on the classes
+the folder holds, the share of real glyphs flagged at the shipped threshold, the energy AUROC of
+the glyphs against each OOD kind of the same pages (words, fragments, blank margins, other
+symbols), and the unreadable files left out. It measures; it never changes the threshold.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from calibration import figures as fig
 from calibration.metrics import caught, expected_calibration_error, ood_metrics, reliability
-from calibration.report import rerender_index
-from corpus.folders import read_named_classes, read_ood_folders
+from calibration.report import rerender_index, seed_report
+from corpus.folders import Skipped, read_named_classes, read_ood_folders, skip_record
 from glyphgate.core.contract.artifacts import (
     CLASSES_JSON,
     MODEL_ONNX,
@@ -33,6 +34,21 @@ from glyphgate.core.errors import DataError
 from glyphgate.core.image.grid import save_grid
 from glyphgate.core.scoring.onnx_session import OnnxModel
 
+BATCH = 256
+
+
+def score_sets(runner: OnnxModel, sets: list[np.ndarray], desc: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(logits, energy) of each array, under one progress bar over all their images."""
+    runs = []
+    with tqdm(total=sum(map(len, sets)), desc=desc, unit="img", disable=None, leave=False) as bar:
+        for x in sets:
+            parts = []
+            for i in range(0, len(x), BATCH):
+                parts.append(runner.run(x[i : i + BATCH]))
+                bar.update(len(parts[-1][1]))
+            runs.append((np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
+    return runs
+
 
 def measure(folder: Path, x: np.ndarray, y: np.ndarray, ood: dict[str, np.ndarray]) -> tuple[dict, dict]:
     """One calibrated model on one collection's crops: (figures: accuracy, ECE before and after
@@ -40,10 +56,10 @@ def measure(folder: Path, x: np.ndarray, y: np.ndarray, ood: dict[str, np.ndarra
     the arrays behind them, for the figures' plots)."""
     cal = load_calibration(folder)
     runner = OnnxModel(folder / MODEL_ONNX, cpu_only=True)
-    logits, energy = runner.run(x, batch=256)
+    (logits, energy), *ood_runs = score_sets(runner, [x, *ood.values()], f"scoring with {folder.name}")
     temperature = cal.get("temperature", 1.0)
     probs = softmax(logits, temperature)
-    energies = {kind: runner.run(xo, batch=256)[1] for kind, xo in ood.items()}
+    energies = {kind: run[1] for kind, run in zip(ood, ood_runs)}
     figures = {
         "artifacts": str(folder),
         "model_sha256": cal["model_sha256"],
@@ -66,20 +82,30 @@ def measure(folder: Path, x: np.ndarray, y: np.ndarray, ood: dict[str, np.ndarra
 
 
 def evaluate_real(
-    artifacts: str | Path, data: str | Path, name: str, source: str = "", baseline: str | Path | None = None
+    artifacts: str | Path,
+    data: str | Path,
+    name: str,
+    source: str = "",
+    baseline: str | Path | None = None,
+    out: str | Path | None = None,
+    skipped: Skipped | None = None,
 ) -> dict:
-    """The shipped model (and with `baseline`, a second calibrated model on the same crops)."""
+    """The shipped model (and with `baseline`, a second calibrated model on the same crops).
+    real_scans.json and the report go to `out` (default: the artifacts folder itself; another
+    folder gets a copy of the calibration's figures, so its report is whole). With `skipped`,
+    unreadable crops are left out and recorded there instead of stopping the evaluation."""
     folder = require(artifacts, MODEL_ONNX, CLASSES_JSON)
+    target = Path(out) if out is not None else folder
     cal = load_calibration(folder)
     classes = read_json(folder / CLASSES_JSON)
     data = Path(data)
     if not data.is_dir():
         raise DataError(f"{data}: folder not found (import pages with `glyphgate data import-page`)")
-    x, y, unknown = read_named_classes(data, classes, f"{name} glyphs")
+    x, y, unknown = read_named_classes(data, classes, f"{name} glyphs", skipped)
     if len(x) == 0:
         raise DataError(f"{data}: no glyphs of the model's classes")
     x, y = x.numpy(), y.numpy()
-    ood = {k: v.numpy() for k, v in read_ood_folders(data).items()}
+    ood = {k: v.numpy() for k, v in read_ood_folders(data, skipped).items()}
     m, arrays = measure(folder, x, y, ood)
     logits, energy, energies, probs = (arrays[k] for k in ("logits", "energy", "energies", "probs"))
     pred = logits.argmax(1)
@@ -103,6 +129,7 @@ def evaluate_real(
         },
         "ood": m["ood"],
         "unknown_classes": unknown,
+        **skip_record(skipped),
         "per_class": per_class,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -112,16 +139,19 @@ def evaluate_real(
             raise DataError(f"{bfolder}: its classes differ from {folder / CLASSES_JSON}")
         result["baseline"] = measure(bfolder, x, y, ood)[0]
 
-    out = folder / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    if target.resolve() != folder.resolve():
+        seed_report(folder, target)
+    report = target / "report"
+    report.mkdir(parents=True, exist_ok=True)
     wrong = np.flatnonzero((pred != y) | flagged)
-    order = wrong[np.argsort(-energy[wrong])]
-    save_grid(x[order], out / f"real_{name}_misses.png", nrow=8, limit=64)
+    if len(wrong):  # a small collection can be all right: nothing to draw
+        order = wrong[np.argsort(-energy[wrong])]
+        save_grid(x[order], report / f"real_{name}_misses.png", nrow=8, limit=64)
     flagged_glyphs = np.flatnonzero(flagged)
     if len(flagged_glyphs):  # the real glyphs the gate flags, highest energy first
         save_grid(
             x[flagged_glyphs[np.argsort(-energy[flagged_glyphs])]],
-            out / f"real_{name}_flagged.png",
+            report / f"real_{name}_flagged.png",
             nrow=8,
             limit=64,
         )
@@ -131,21 +161,25 @@ def evaluate_real(
         passed = np.concatenate([ood[k][kept[k]] for k in energies])
         e_passed = np.concatenate([energies[k][kept[k]] for k in energies])
         if len(passed):
-            save_grid(passed[np.argsort(e_passed)], out / f"real_{name}_passed.png", nrow=8, limit=64)
+            save_grid(passed[np.argsort(e_passed)], report / f"real_{name}_passed.png", nrow=8, limit=64)
         fig.energy_histograms(
-            out / f"real_{name}_energy.png", energy, energies, {k: "real" for k in energies}, cal["threshold"]
+            report / f"real_{name}_energy.png",
+            energy,
+            energies,
+            {k: "real" for k in energies},
+            cal["threshold"],
         )
     fig.reliability_diagram(
-        out / f"real_{name}_reliability.png",
+        report / f"real_{name}_reliability.png",
         reliability(probs, y),
         result["ece"],
         f"{name}, T = {result['temperature']:.2f}; before T: ECE {result['ece_raw']:.3f}",
     )
-    path = folder / REAL_SCANS_JSON
+    path = target / REAL_SCANS_JSON
     everything = read_json(path) if path.is_file() else {}
     everything[name] = result
     path.write_text(json.dumps(everything, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    rerender_index(folder, cal)
+    rerender_index(folder, cal, target)
     return result
 
 
@@ -157,7 +191,8 @@ def summary_line(name: str, r: dict) -> str:
     line = (
         f"{name}: {r['n_glyphs']} glyphs of {r['n_classes']} classes: accuracy {r['accuracy']:.4f}, "
         f"ECE {r['ece_raw']:.4f} -> {r['ece']:.4f} at T = {r['temperature']:.3f}, "
-        f"flagged {r['flagged_at_threshold']:.1%} at the threshold {r['threshold']:.3f}; {ood or 'no OOD kinds'}"
+        f"flagged {r['flagged_at_threshold']:.1%} at the threshold {r['threshold']:.3f}; {ood or 'no OOD kinds'}; "
+        f"{r.get('skipped', 0)} unreadable files skipped"
     )
     if b := r.get("baseline"):
         line += (

@@ -49,15 +49,26 @@ def synth(args) -> int:
 
 
 def add_check_arguments(p):
+    p.epilog = (
+        "An unreadable image is reported on one line (glyphgate: skipped FILE: reason) and left out. "
+        "Exit status: 0 every file read, 1 some skipped, 2 nothing usable."
+    )
     p.add_argument("--data", required=True, help="data folder: course npy layout or image folders")
     p.add_argument("--seed", type=int, default=0, help="split seed for a single class tree (default 0)")
 
 
 def check(args) -> int:
+    """Exit 0: every file read; 1: some image files unreadable (one stderr line each, left out);
+    2: nothing usable (a class folder none of whose images reads, a malformed array)."""
+    from corpus.folders import Skipped
     from corpus.load import load_glyph_data
 
-    data = load_glyph_data(args.data, seed=args.seed)
-    print(f"{data.root} ({data.layout} layout): {data.num_classes} classes")
+    skipped = Skipped()
+    data = load_glyph_data(args.data, seed=args.seed, skipped=skipped)
+    print(
+        f"{data.root} ({data.layout} layout): {data.num_classes} classes, "
+        f"{len(skipped)} unreadable files skipped"
+    )
     for split, (x, y) in data.splits.items():
         counts = y.bincount(minlength=data.num_classes)
         print(
@@ -66,7 +77,7 @@ def check(args) -> int:
         )
     for name, x in data.ood.items():
         print(f"  OOD {name} ({data.ood_kind[name]}): {len(x)} images")
-    return 0
+    return 1 if len(skipped) else 0
 
 
 def add_import_page_arguments(p):
@@ -89,6 +100,19 @@ def add_import_page_arguments(p):
         default=None,
         metavar="JSON",
         help='{"train": [work folders], "val": [...], "test": [...]}: pages go to OUT/<split>/ by their work folder',
+    )
+    p.add_argument(
+        "--accept-predictions",
+        action="store_true",
+        help="on a page annotated by `glyphgate scan --page`: a glyph without ground truth takes the model's "
+        "predicted label when its verdict was not flagged (pseudo-labels; flagged glyphs never become labels). "
+        "Without it only ground truth labels a glyph, and the annotated copy imports as the original page; "
+        "import.json records the choice",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.epilog = (
+        "exit status: 0 every page imported; 1 some pages failed (one line each on stderr, the others "
+        "imported); 2 no page could be imported"
     )
 
 
@@ -119,16 +143,34 @@ def import_page(args) -> int:
         )
         if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
             raise DataError(f"{args.split_by_work}: expected {{split: [work folder names]}}")
+    from glyphgate.core.contract.settings import load as load_settings
+
     t0 = time.perf_counter()
     summary = import_pages(
-        args.pages, args.out, list(classes), image=args.image, crop=args.crop, splits=splits
+        args.pages,
+        args.out,
+        list(classes),
+        image=args.image,
+        crop=args.crop,
+        splits=splits,
+        rescale=args.rescale,
+        accept_predictions=args.accept_predictions,
+        max_pixels=load_settings().max_pixels,
+        progress=not args.no_progress,
     )
     tot = summary["totals"]
     print(
         f"imported {len(summary['pages'])} pages ({len(summary['errors'])} failed) into {args.out} in "
         f"{time.perf_counter() - t0:.1f} s: {tot.get('glyphs', 0)} glyphs of the classes, {tot.get('other symbols', 0)} other symbols, "
         f"{tot.get('words', 0)} words, {tot.get('fragments', 0)} fragments, {tot.get('blank', 0)} blank"
+        + (
+            f"; {tot.get('predictions as labels', 0)} predicted labels accepted"
+            if args.accept_predictions
+            else ""
+        )
     )
+    # 0: every page imported; 1: some pages failed (each said so in one line); no page at all
+    # raised DataError above, which the CLI prints in one line and exits 2 on.
     return 0 if not summary["errors"] else 1
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,24 +41,91 @@ def class_folders(root: Path) -> list[str]:
     return names
 
 
-def load_files(files: list[str], desc: str) -> torch.Tensor:
+@dataclass
+class Skipped:
+    """The unreadable files a folder command passed over. Each is reported on stderr as it is
+    met (through tqdm.write, so a running bar is redrawn below it, not torn), and all are kept
+    for what the command writes and its exit status. A loader given no Skipped raises on the
+    first bad file instead: callers that line files up with the loaded tensor (an OCR peer
+    reading the same files) keep that guarantee unless they ask to skip."""
+
+    files: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, file: str | Path, error: DataError) -> None:
+        reason = str(error).removeprefix(f"{file}: ")
+        self.files.append({"file": str(file), "reason": reason})
+        tqdm.write(f"glyphgate: skipped {file}: {reason}", file=sys.stderr)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def paths(self) -> set[str]:
+        return {f["file"] for f in self.files}
+
+    def record(self) -> dict:
+        """The count and the files, as real_scans.json and calibration.json hold them."""
+        return {"skipped": len(self.files), "skipped_files": list(self.files)}
+
+
+def skip_record(skipped: Skipped | None) -> dict:
+    """What a load recorded; a strict one (no Skipped) stopped at any bad file, so skipped none."""
+    return (skipped if skipped is not None else Skipped()).record()
+
+
+def _decode(files: list[str], desc: str, skipped: Skipped | None) -> tuple[torch.Tensor, list[int]]:
+    """The readable files as model inputs, packed from the front, and their indexes in `files`."""
     out = torch.empty(len(files), 1, 56, 56)
+    kept: list[int] = []
     for i, f in enumerate(tqdm(files, desc=desc, unit="img", disable=None, leave=False)):
-        out[i] = preprocess(open_gray(f))[0]
-    return out
+        try:
+            out[len(kept)] = preprocess(open_gray(f))[0]
+        except DataError as e:
+            if skipped is None:
+                raise
+            skipped.add(f, e)
+            continue
+        kept.append(i)
+    return out[: len(kept)], kept
 
 
-def read_class_tree(root: Path, class_to_idx: dict[str, int], desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _nothing_readable(folder: str | Path, n: int) -> DataError:
+    return DataError(f"{folder}: no readable image among its {n} files (each reported above)")
+
+
+def load_files(files: list[str], desc: str, skipped: Skipped | None = None) -> torch.Tensor:
+    """The files as model inputs [N, 1, 56, 56]; with `skipped`, unreadable ones are left out
+    and recorded there, and a list of which none is readable is an error."""
+    x, kept = _decode(files, desc, skipped)
+    if files and not kept:
+        raise _nothing_readable(os.path.commonpath([os.path.dirname(f) for f in files]), len(files))
+    return x
+
+
+def _load_samples(
+    root: Path, samples: list[tuple[str, int]], desc: str, skipped: Skipped | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of (file, label) samples; a class folder none of whose images is
+    readable is an error, since the class would silently vanish from what is measured."""
+    x, kept = _decode([p for p, _ in samples], desc, skipped)
+    labels = [samples[i][1] for i in kept]
+    if lost := ({c for _, c in samples} - set(labels) if len(kept) < len(samples) else set()):
+        files = [p for p, c in samples if c == min(lost)]
+        raise _nothing_readable(root / Path(files[0]).relative_to(root).parts[0], len(files))
+    return x, torch.tensor(labels, dtype=torch.int64)
+
+
+def read_class_tree(
+    root: Path, class_to_idx: dict[str, int], desc: str, skipped: Skipped | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     for name in class_folders(root):
         if name not in class_to_idx:
             raise DataError(f"{root / name}: class folder not among the training classes")
     samples = make_dataset(str(root), class_to_idx, extensions=EXTENSIONS, allow_empty=True)
-    x = load_files([p for p, _ in samples], desc)
-    return x, torch.tensor([c for _, c in samples], dtype=torch.int64)
+    return _load_samples(root, samples, desc, skipped)
 
 
 def read_named_classes(
-    root: Path, classes: list[str], desc: str
+    root: Path, classes: list[str], desc: str, skipped: Skipped | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
     """root/<class>/* where the folders are any subset of `classes` (a collection rarely holds
     all of them) -> images, labels in `classes`' order, and {unknown folder: image count}."""
@@ -67,8 +137,7 @@ def read_named_classes(
         if n not in index
     }
     samples = named_class_samples(root, classes, found)
-    x = load_files([p for p, _ in samples], desc)
-    return x, torch.tensor([c for _, c in samples], dtype=torch.int64), unknown
+    return (*_load_samples(root, samples, desc, skipped), unknown)
 
 
 def named_class_samples(
@@ -109,5 +178,5 @@ def ood_files(root: Path) -> dict[str, list[str]]:
     return sets
 
 
-def read_ood_folders(root: Path) -> dict[str, torch.Tensor]:
-    return {kind: load_files(files, f"ood/{kind}") for kind, files in ood_files(root).items()}
+def read_ood_folders(root: Path, skipped: Skipped | None = None) -> dict[str, torch.Tensor]:
+    return {kind: load_files(files, f"ood/{kind}", skipped) for kind, files in ood_files(root).items()}

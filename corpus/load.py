@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from corpus import course, folders
+from corpus.folders import Skipped
 from glyphgate.core.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -70,29 +71,29 @@ def _load_course(root: Path, manifest: dict) -> GlyphData:
     return GlyphData(root, "course", list(classes), splits, ood, kinds)
 
 
-def _load_named(root: Path, classes: list[str], seed: int) -> GlyphData:
+def _load_named(root: Path, classes: list[str], seed: int, skipped: Skipped | None) -> GlyphData:
     """Folders of any subset of `classes` (a collection to fine-tune on), labelled in that order."""
     if all((root / s).is_dir() for s in SPLITS):
-        splits = {s: folders.read_named_classes(root / s, classes, s)[:2] for s in SPLITS}
+        splits = {s: folders.read_named_classes(root / s, classes, s, skipped)[:2] for s in SPLITS}
     else:
-        x, y, _ = folders.read_named_classes(root, classes, "images")
+        x, y, _ = folders.read_named_classes(root, classes, "images", skipped)
         splits = {s: (x[i], y[i]) for s, i in folders.stratified_split(y, seed).items()}
     if len(splits["train"][1]) == 0:
         raise DataError(f"{root}: no class folder names a class of the model")
-    ood = folders.read_ood_folders(root)
+    ood = folders.read_ood_folders(root, skipped)
     return GlyphData(root, "folders", list(classes), splits, ood, {name: "unknown" for name in ood})
 
 
-def _load_folders(root: Path, manifest: dict, seed: int) -> GlyphData:
+def _load_folders(root: Path, manifest: dict, seed: int, skipped: Skipped | None) -> GlyphData:
     if all((root / s).is_dir() for s in SPLITS):
         classes = folders.class_folders(root / "train")
         index = {c: i for i, c in enumerate(classes)}
-        splits = {s: folders.read_class_tree(root / s, index, s) for s in SPLITS}
+        splits = {s: folders.read_class_tree(root / s, index, s, skipped) for s in SPLITS}
     else:
         classes = folders.class_folders(root)
-        x, y = folders.read_class_tree(root, {c: i for i, c in enumerate(classes)}, "images")
+        x, y = folders.read_class_tree(root, {c: i for i, c in enumerate(classes)}, "images", skipped)
         splits = {s: (x[i], y[i]) for s, i in folders.stratified_split(y, seed).items()}
-    ood = folders.read_ood_folders(root)
+    ood = folders.read_ood_folders(root, skipped)
     described = manifest.get("ood", {})
     kinds = {name: described.get(name, {}).get("kind", "unknown") for name in ood}
     return GlyphData(root, "folders", classes, splits, ood, kinds)
@@ -107,22 +108,26 @@ def is_full_dataset(root: Path) -> bool:
     return is_course_layout(root) or all((root / s).is_dir() for s in SPLITS)
 
 
-def load_glyph_data(root: str | Path, seed: int = 0, classes: list[str] | None = None) -> GlyphData:
+def load_glyph_data(
+    root: str | Path, seed: int = 0, classes: list[str] | None = None, skipped: Skipped | None = None
+) -> GlyphData:
     """Read a data folder in the course (npy) layout or as image folders; with `classes`, image
-    folders may hold any subset of them (labels follow `classes`' order)."""
+    folders may hold any subset of them (labels follow `classes`' order). With `skipped`, an
+    unreadable image file is recorded there and left out instead of stopping the load (the
+    course layout's arrays have no such files: a bad .npy always stops it)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found")
     manifest = _manifest(root)
     if classes is not None and not is_course_layout(root):
-        return _load_named(root, classes, seed)
+        return _load_named(root, classes, seed, skipped)
     if is_course_layout(root):
         return _load_course(root, manifest)
-    return _load_folders(root, manifest, seed)
+    return _load_folders(root, manifest, seed, skipped)
 
 
 def load_real_splits(
-    root: str | Path, classes: list[str]
+    root: str | Path, classes: list[str], skipped: Skipped | None = None
 ) -> dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
     """Real glyphs imported by `data import-page --split-by-work` (root/{train,val}/<class>/),
     labelled in the corpus' class order (a split may hold any subset of the classes), and the
@@ -136,9 +141,9 @@ def load_real_splits(
     out: dict = {}
     for split in ("train", "val"):
         if (root / split).is_dir():
-            x, y, _ = folders.read_named_classes(root / split, classes, f"real {split}")
+            x, y, _ = folders.read_named_classes(root / split, classes, f"real {split}", skipped)
             out[split] = (x, y)
-    negatives = folders.read_ood_folders(root / "train")
+    negatives = folders.read_ood_folders(root / "train", skipped)
     if negatives:
         out["ood"] = torch.cat(list(negatives.values()))
     return out

@@ -7,6 +7,12 @@ out/ood/fragments/         the right half of one glyph and the left half of the 
 out/ood/blank/             squares of blank margin, one line high
 out/import.json            per page: what was cut, what was skipped and why
 
+Only ground truth labels a glyph. A copy that `glyphgate scan --page` annotated imports as the
+page itself: its verdicts are predictions (they never become labels, flagged or not) and the
+Glyphs its word split made are left out, so the words are split again as on the original.
+`accept_predictions` opts in to pseudo-labels: a glyph without ground truth then takes the
+predicted label of a verdict that was not flagged (import.json records the choice).
+
 With a split file ({"train": [works], "val": [...], "test": [...]}) the pages of each work
 folder go to out/<split>/ instead, so real data is split by work, never by page.
 """
@@ -21,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from glyphgate.core.errors import DataError
+from glyphgate.core.image.decode import DEFAULT_MAX_PIXELS
 from glyphgate.core.image.ink import CROPS
 from glyphgate.core.pages.cuts import PageCuts, cut, page_files
 from glyphgate.core.pages.pagexml import Page, class_of, read_page
@@ -45,12 +53,16 @@ class PageImporter:
         crop: str = "box",
         splits: dict[str, list[str]] | None = None,
         source: Path | None = None,
+        rescale: bool = False,
+        accept_predictions: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ):
         if crop not in CROPS:
             raise DataError(f"--crop {crop!r}: expected one of {', '.join(CROPS)}")
         self.out, self.classes, self.crop = out, set(classes), crop
         self.split_of = {work: split for split, works in (splits or {}).items() for work in works}
         self.source = source
+        self.rescale, self.accept_predictions, self.max_pixels = rescale, accept_predictions, max_pixels
 
     def _dest(self, page: Page) -> Path | None:
         if not self.split_of:
@@ -68,7 +80,15 @@ class PageImporter:
         dest = self._dest(page)
         if dest is None:
             return {"page": str(xml), "skipped": "work not in the split file"}
-        cut_page = PageCuts(page, image, self.crop, warnings)
+        cut_page = PageCuts(
+            page,
+            image,
+            self.crop,
+            warnings,
+            max_pixels=self.max_pixels,
+            rescale=self.rescale,
+            accept_predictions=self.accept_predictions,
+        )
         stem = _safe(xml.stem)
         counts = cut_page.counts
         for wc in cut_page.words():
@@ -112,15 +132,13 @@ class PageImporter:
             return 0
         side = int(np.median(heights))
         h, w = gray.shape
-        taken = np.zeros((h, w), bool)
-        for b in [scale(r) for r in page.regions] + [scale(line.box) for line in page.lines]:
-            taken[max(0, b[0]) : max(0, b[1]), max(0, b[2]) : max(0, b[3])] = True
-        spots = [
-            (y, x)
-            for y in range(0, h - side, side)
-            for x in range(0, w - side, side)
-            if not taken[y : y + side, x : x + side].any()
-        ]
+        # One flag per square of the grid, not per pixel: a page of 150 Mpx would need 150 MB.
+        taken = np.zeros((len(range(0, h - side, side)), len(range(0, w - side, side))), bool)
+        for t, b, left, r in [scale(r) for r in page.regions] + [scale(line.box) for line in page.lines]:
+            t, b, left, r = max(0, t), max(0, b), max(0, left), max(0, r)
+            if b > t and r > left:
+                taken[t // side : (b - 1) // side + 1, left // side : (r - 1) // side + 1] = True
+        spots = [(k * side, j * side) for k, j in zip(*np.nonzero(~taken))]
         if not spots:
             return 0
         pick = np.linspace(0, len(spots) - 1, min(BLANK_PER_PAGE, len(spots))).round().astype(int)
@@ -137,40 +155,41 @@ def import_pages(
     image: str | Path | None = None,
     crop: str = "box",
     splits: dict[str, list[str]] | None = None,
-    log=print,
+    log=tqdm.write,
+    rescale: bool = False,
+    accept_predictions: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
 ) -> dict:
-    """Import every PAGE-XML page under `src`; a bad page is reported in one line and skipped."""
+    """Import every PAGE-XML page under `src`; a bad page is reported in one line and skipped,
+    and DataError when no page could be imported."""
     src, out = Path(src), Path(out)
     files = page_files(src)
-    importer = PageImporter(out, classes, crop, splits, src if src.is_dir() else None)
+    importer = PageImporter(
+        out, classes, crop, splits, src if src.is_dir() else None, rescale, accept_predictions, max_pixels
+    )
     pages, errors = [], []
-    for xml in files:
+    # A bar for a folder of pages; one page says all in its own line (and its error stays one line).
+    bar = tqdm(
+        files, desc="import-page", unit="page", disable=not progress or len(files) < 2, file=sys.stderr
+    )
+    for xml in bar:
         try:
             info = importer.import_page(xml, image)
         except DataError as e:
             errors.append(str(e))
             if len(files) > 1:
-                print(f"glyphgate: error: {e}", file=sys.stderr)
+                tqdm.write(f"glyphgate: error: {e}", file=sys.stderr)
             continue
         pages.append(info)
         if "skipped" not in info:
-            split_share = info.get("words skipped (components != letters)", 0) / max(
-                info.get("words split", 0), 1
-            )
-            log(
-                f"{xml}: {info.get('glyphs', 0)} glyphs, {info.get('other symbols', 0)} other symbols, "
-                f"{info.get('words', 0)} words, {info.get('fragments', 0)} fragments, {info.get('blank', 0)} blank"
-                + (
-                    f"; split {info['words split']} words, skipped {split_share:.0%}"
-                    if info.get("words split")
-                    else ""
-                )
-                + (f"; {len(info['warnings'])} warnings" if info["warnings"] else "")
-            )
+            log(_page_line(xml, info))
     out.mkdir(parents=True, exist_ok=True)
     summary = {
         "source": str(src),
         "crop": crop,
+        "rescale": rescale,
+        "accept_predictions": accept_predictions,
         "splits": splits or None,
         "pages": pages,
         "errors": errors,
@@ -188,3 +207,18 @@ def import_pages(
             else f"{src}: no page could be imported ({len(errors)} errors)"
         )
     return summary
+
+
+def _page_line(xml: Path, info: dict) -> str:
+    split_share = info.get("words skipped (components != letters)", 0) / max(info.get("words split", 0), 1)
+    return (
+        f"{xml}: {info.get('glyphs', 0)} glyphs, {info.get('other symbols', 0)} other symbols, "
+        f"{info.get('words', 0)} words, {info.get('fragments', 0)} fragments, {info.get('blank', 0)} blank"
+        + (
+            f"; split {info['words split']} words, skipped {split_share:.0%}"
+            if info.get("words split")
+            else ""
+        )
+        + (f"; {info['predictions as labels']} predicted labels" if info.get("predictions as labels") else "")
+        + (f"; {len(info['warnings'])} warnings" if info["warnings"] else "")
+    )

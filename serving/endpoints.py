@@ -7,14 +7,13 @@
 The declaration reads the body once, in place of BentoML's parser (which would fetch a URL
 sent as text in a file field), and the API gets Uploads with the client's file names. A
 refusal, there or raised by the API as RequestError, is a 4xx in the one error shape
-{"error": ..., "file": ...}. The gate middleware asks the registry which paths are open;
-an API declared any other way needs the token."""
+{"error": ..., "file": ...} (a 503 for Unavailable); the gate middleware logs it. The gate
+middleware asks the registry which paths are open; an API declared any other way needs the token."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,7 +26,6 @@ from glyphgate.core.errors import RequestError
 from serving.alpha import alpha_field
 from serving.forms import Files, read_form
 
-log = logging.getLogger("glyphgate")
 CONTEXT = ("ctx", "context")  # the parameter names BentoML passes its Context as
 
 
@@ -82,15 +80,34 @@ class DeclaredInput(bentoml.IODescriptor):
         return cls.model_construct(**values)
 
 
-def refusal(ctx: bentoml.Context, message: str, file: str | None = None, status: int = 400, **extra):
-    """The one error shape of every endpoint; one log line, no traceback."""
+class Unavailable(RequestError):
+    """A request the server cannot answer now but will later (the generator is restarting):
+    503, with the seconds to wait before trying again."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def refusal(
+    ctx: bentoml.Context,
+    message: str,
+    file: str | None = None,
+    status: int = 400,
+    headers: dict | None = None,
+    **extra,
+):
+    """The one error shape of every endpoint, never a traceback (the gate middleware logs it)."""
     ctx.response.status_code = status  # BentoML copies it onto any response an API returns
-    log.info("%d %s: %s", status, ctx.request.url.path, message)
-    return JSONResponse({"error": message, "file": file, **extra}, status_code=status)
+    return JSONResponse({"error": message, "file": file, **extra}, status_code=status, headers=headers)
 
 
 def _refused(ctx, e: RequestError):
-    return refusal(ctx, str(e), getattr(e, "file", None), **getattr(e, "extra", {}))
+    status = getattr(e, "status", 400)
+    headers = {"Retry-After": str(e.retry_after_s)} if isinstance(e, Unavailable) else None
+    return refusal(ctx, str(e), getattr(e, "file", None), status, headers, **getattr(e, "extra", {}))
 
 
 def _answering_refusals(func):

@@ -5,25 +5,55 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from glyphgate.core.errors import DataError
+from glyphgate.core.errors import DataError, RequestError
 from glyphgate.core.image.decode import BadImage
-from glyphgate.core.pages.cuts import PageToScore
+from glyphgate.core.pages.cuts import PageToScore, WrongPageImage
 from glyphgate.core.scoring.scorer import VERDICT
+
+RESCALE_FIELD_HINT = "send the form field rescale=true if the image is a scaled copy"
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def read_rescale(value) -> bool:
+    """The form value of `rescale` (absent: False) as a flag, or RequestError saying what to send."""
+    if value is None:
+        return False
+    if not isinstance(value, str):
+        raise RequestError("the field 'rescale' must be true or false, not a file")
+    if value.strip().lower() in TRUE + FALSE:
+        return value.strip().lower() in TRUE
+    raise RequestError(f"rescale {value[:40]!r}: expected true or false")
 
 
 def scan_uploaded_page(
-    xml_path: Path, image_path: Path, names: tuple[str, str], scorer, max_pixels: int, crop: str = "box"
+    xml_path: Path,
+    image_path: Path,
+    names: tuple[str, str],
+    scorer,
+    max_pixels: int,
+    crop: str = "box",
+    rescale: bool = False,
 ) -> dict:
     """The server's /scan_page: one uploaded page image and its PAGE-XML -> a verdict per glyph and
-    the annotated PAGE-XML, scored by the worker's own scorer (the crops never leave memory)."""
+    the annotated PAGE-XML, scored by the worker's own scorer (the crops never leave memory). An
+    image whose size is not the XML's is refused (400) unless `rescale` says it is a scaled copy."""
     image_name, xml_name = names
     try:
-        page = PageToScore.cut(xml_path, image_path, crop, max_pixels=max_pixels)
+        page = PageToScore.cut(xml_path, image_path, crop, max_pixels=max_pixels, rescale=rescale)
     except DataError as e:  # the temp file's name means nothing to the client: name its upload
-        message = str(e)
-        file = next(
-            (name for path, name in ((xml_path, xml_name), (image_path, image_name)) if str(path) in message),
-            None,
+        wrong_size = isinstance(e, WrongPageImage)
+        message = e.with_hint(RESCALE_FIELD_HINT) if wrong_size else str(e)
+        file = (
+            image_name
+            if wrong_size
+            else next(
+                (
+                    name
+                    for path, name in ((xml_path, xml_name), (image_path, image_name))
+                    if str(path) in message
+                ),
+                None,
+            )
         )
         raise BadImage(
             message.replace(str(xml_path), xml_name).replace(str(image_path), image_name), file=file

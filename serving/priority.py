@@ -7,6 +7,8 @@ import fcntl
 import multiprocessing
 import os
 import tempfile
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,8 +38,25 @@ def background_pool() -> ProcessPoolExecutor:
     would wait for; in its own process only the bytes in and a 56x56 array out cross over.
     Spawned, not forked: the worker already runs ONNX Runtime and event-loop threads."""
     return ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=below_scoring
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_helper,
+        initargs=(os.getpid(),),
     )
+
+
+def _start_helper(worker_pid: int) -> None:
+    below_scoring()
+    threading.Thread(target=_exit_when_orphaned, args=(worker_pid,), daemon=True).start()
+
+
+def _exit_when_orphaned(worker_pid: int, every_s: float = 1.0) -> None:
+    """A helper whose worker was killed (SIGKILL, the OOM killer) would wait for work forever:
+    it holds both ends of its own task queue, so it never reads an end-of-file, and it keeps
+    multiprocessing's resource tracker alive with it. Once it is reparented, it exits."""
+    while os.getppid() == worker_pid:
+        time.sleep(every_s)
+    os._exit(0)
 
 
 def heavy_slots() -> int:

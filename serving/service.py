@@ -13,8 +13,10 @@ import logging
 import tempfile
 from pathlib import Path
 
+import aiohttp
 import bentoml
 import numpy as np
+from bentoml.exceptions import ServiceUnavailable
 from PIL import Image
 
 from glyphgate.core.contract.artifacts import (
@@ -31,7 +33,7 @@ from glyphgate.core.errors import ConfigError, GlyphgateError, RequestError
 from glyphgate.core.image.decode import BadImage, decode_many, is_heavy
 from glyphgate.core.image.grid import grid_image, input_image
 from glyphgate.core.scoring.scorer import Scorer
-from serving.endpoints import Endpoints, refusal
+from serving.endpoints import Endpoints, Unavailable, refusal
 from serving.forms import Files, Upload
 from serving.generate_params import ChainRequest, GenerateRequest, annotated, check_label, default
 from serving.metrics import GateMetrics
@@ -51,7 +53,7 @@ except ConfigError as e:
 
 
 def _log_to_stderr() -> None:
-    """glyphgate's own lines (start-up facts, one line per refused upload) at GLYPHGATE_LOG_LEVEL,
+    """glyphgate's own lines (start-up facts, one line per refused request) at GLYPHGATE_LOG_LEVEL,
     beside BentoML's; not propagated, since BentoML's root handler would print them twice."""
     if not log.handlers:
         handler = logging.StreamHandler()
@@ -80,6 +82,10 @@ def calibration() -> dict:
 calibration()
 
 ENDPOINTS = Endpoints()  # what each API of Gate takes, declared on it; the gate middleware reads it
+# How the call to the Generator process fails when that process dies (circus starts a new one,
+# which takes a few seconds to load torch): the connection drops mid-request, or is refused.
+GENERATOR_DOWN = (aiohttp.ClientError, ConnectionError, ServiceUnavailable)
+GENERATOR_RESTART_S = 10
 N, STEPS, SEED = annotated("n"), annotated("steps"), annotated("seed")
 DEFAULT_N, DEFAULT_STEPS, DEFAULT_SEED = default("n"), default("steps"), default("seed")
 
@@ -249,7 +255,7 @@ class Gate:
     ) -> Image.Image:
         """SGLD samples from fresh chains -> PNG grid (label optional: unconditional without it)."""
         check_label(label, self.calibration["classes"])
-        return await self.generator.to_async.generate(n=n, steps=steps, label=label, seed=seed)
+        return await _generated(self.generator.to_async.generate(n=n, steps=steps, label=label, seed=seed))
 
     @ENDPOINTS.api(params=ChainRequest)
     async def generate_chain(
@@ -257,7 +263,22 @@ class Gate:
     ) -> Image.Image:
         """One SGLD chain at 9 evenly spaced steps -> PNG strip (noise turning into a glyph)."""
         check_label(label, self.calibration["classes"])
-        return await self.generator.to_async.generate_chain(n=n, steps=steps, label=label, seed=seed)
+        return await _generated(
+            self.generator.to_async.generate_chain(n=n, steps=steps, label=label, seed=seed)
+        )
+
+
+async def _generated(call) -> Image.Image:
+    """The Generator's answer; its process dying under a request is a 503 to retry, not a 500
+    with the traceback of a dropped connection."""
+    try:
+        return await call
+    except GENERATOR_DOWN as e:
+        raise Unavailable(
+            f"generation unavailable: the generator process stopped or is restarting ({type(e).__name__}); "
+            f"retry in {GENERATOR_RESTART_S} s",
+            GENERATOR_RESTART_S,
+        ) from None
 
 
 API_DESCRIPTION = (

@@ -1,15 +1,19 @@
 """Start a real `bentoml serve` on 127.0.0.1 in a subprocess and stop it: the tests' server, also
-used by bench/serve.py and bench/soak.py."""
+used by bench/serve.py, bench/hol.py and bench/soak.py; and find its worker processes, for the
+fault tests that kill them."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]  # the repo root, where bentofile.yaml lives
 
@@ -92,6 +96,35 @@ class Server:
         if not self.log.closed:
             self.log.flush()
         return self.log_path.read_text(errors="replace")
+
+    def workers(self, service: str = "glyphgate") -> list[psutil.Process]:
+        """The live worker processes of one service (glyphgate: the API workers; glyphgate-generator),
+        children of the circus arbiter that `bentoml serve` runs; a killed one not yet reaped is left out."""
+        out = []
+        for p in psutil.Process(self.proc.pid).children():
+            try:
+                cmd = p.cmdline()
+                if p.status() != psutil.STATUS_ZOMBIE and cmd[cmd.index("--service-name") + 1] == service:
+                    out.append(p)
+            except (psutil.Error, ValueError, IndexError):  # exited meanwhile, or not a worker
+                pass
+        return out
+
+    @staticmethod
+    def worker_id(p: psutil.Process) -> str:
+        """Circus's worker id ($CIRCUS.WID): a replacement takes the id of the worker it replaces."""
+        cmd = p.cmdline()
+        return cmd[cmd.index("--worker-id") + 1]
+
+    def served_by(self, since: int) -> list[str]:
+        """Worker ids of the API workers whose access-log lines follow offset `since` of the log."""
+        return re.findall(r"\[entry_service:glyphgate:(\d+)\] 127\.0\.0\.1:\d+ ", self.output()[since:])
+
+    def initialized(self, since: int = 0) -> list[str]:
+        """Worker ids of the API workers that logged their start after offset `since`."""
+        return re.findall(
+            r"\[entry_service:glyphgate:(\d+)\] Service glyphgate initialized", self.output()[since:]
+        )
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -32,3 +32,59 @@ def test_a_bad_image_is_one_of_the_projects_errors():
     with pytest.raises(GlyphgateError) as e:
         load_gray(b"not an image at all", "x.png", 1_000_000)
     assert isinstance(e.value, RequestError) and "x.png" in str(e.value)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width x height (1-bit grey) and holds one row of data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_glyphgate_max_pixels_is_the_one_limit_and_pillow_never_warns():
+    """Pillow's own limit (a warning at 89 Mpx, an error at 179 Mpx) never decides: 100 and
+    180 Mpx headers pass the cap and fail only on their missing data; 300 Mpx is refused by ours."""
+    import warnings
+
+    from glyphgate.core.image.decode import DEFAULT_MAX_PIXELS
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for w, h in ((10_000, 10_000), (12_000, 15_000)):
+            with pytest.raises(BadImage, match="damaged or truncated"):
+                load_gray(_png_header(w, h), "page.png", DEFAULT_MAX_PIXELS)
+        with pytest.raises(BadImage) as refused:
+            load_gray(_png_header(20_000, 15_000), "huge.png", DEFAULT_MAX_PIXELS)
+    assert str(refused.value) == (
+        "huge.png: 20000 × 15000 = 300,000,000 pixels, more than GLYPHGATE_MAX_PIXELS=200000000 "
+        "(refused before decoding)"
+    )
+    assert not [w for w in caught if "DecompressionBomb" in w.category.__name__]
+    assert DEFAULT_MAX_PIXELS >= 150_000_000  # an archive page of 150 Mpx is taken by default
+
+
+def test_pages_decode_to_8_bit_grey(monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from glyphgate.core.image import decode
+    from glyphgate.core.image.decode import gray8
+
+    deep = Image.fromarray(np.array([[0, 1024], [2048, 4095]], np.uint16))  # a 12-bit scan in 16 bits
+    assert deep.mode.startswith("I;16")
+    assert gray8(deep).tolist() == [[0, 64], [128, 255]]
+    clear = Image.new("RGBA", (3, 2), (0, 0, 0, 0))  # transparent is paper
+    assert gray8(clear).dtype == np.uint8 and (gray8(clear) == 255).all()
+    monkeypatch.setattr(decode, "STRIP_BYTES", 20)  # strips of 2 rows, the last one short
+    page = Image.fromarray(np.random.default_rng(0).integers(0, 256, (51, 7), np.uint8))
+    assert np.array_equal(gray8(page), np.asarray(page))

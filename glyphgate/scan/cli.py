@@ -1,4 +1,6 @@
-"""`glyphgate scan`."""
+"""`glyphgate scan`. Exit status: 0 every file scored and nothing flagged; 1 something flagged
+or some files unreadable; 2 nothing usable (an empty folder, every file unreadable) or a wrong
+argument; 130/143 stopped by SIGINT/SIGTERM (finish with --resume)."""
 
 from __future__ import annotations
 
@@ -22,8 +24,24 @@ def add_scan_arguments(p):
     p.add_argument(
         "--out", required=True, help="report folder: results.csv, results.json, flagged.html, flagged.png"
     )
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a scan that was stopped or killed: keep the rows OUT/results.csv holds, scan "
+        "only the files (with --page: the pages) it does not, and report on them all",
+    )
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again although OUT/results.csv exists (without --resume or --overwrite, an "
+        "existing results.csv is refused)",
+    )
     p.add_argument(
-        "--batch", type=int, default=256, help="images per ONNX batch or per request (default 256)"
+        "--batch",
+        type=int,
+        default=256,
+        help="images per ONNX batch or per request, written to results.csv after each (default 256)",
     )
     p.add_argument(
         "--fdr",
@@ -41,13 +59,19 @@ def add_scan_arguments(p):
     )
     add_page_arguments(p, note="with --page: ")
     p.add_argument("--no-progress", action="store_true")
+    p.epilog = (
+        "Exit status: 0 every file scored and nothing flagged; 1 something flagged or unreadable; "
+        "2 nothing usable (no files, every file unreadable, no page scanned) or a bad argument; "
+        "130 / 143 stopped by SIGINT / SIGTERM after the chunk in flight (finish with --resume). "
+        "Files over GLYPHGATE_MAX_UPLOAD_MB (also what a ZIP member declares or inflates to) are "
+        "refused, one error row each."
+    )
 
 
 def scan(args) -> int:
     from glyphgate.core.contract.settings import load as load_settings
     from glyphgate.core.errors import ConfigError
     from glyphgate.scan.folder import open_scorer
-    from glyphgate.scan.folder import scan as run
 
     if not 1 <= args.batch <= 4096:
         raise ConfigError(f"--batch {args.batch}: expected 1..4096")
@@ -57,24 +81,36 @@ def scan(args) -> int:
         raise ConfigError("--fdr applies to folders of scans, not yet to --page")
     # Pages and folders are scored the same way: locally or through a server.
     settings = load_settings()
-    score = open_scorer(
-        args.artifacts or settings.artifacts, args.url, settings.api_token, keep_all=args.fdr is not None
-    )
-    if args.page:
-        from glyphgate.scan.page import scan_pages
+    score = open_scorer(args.artifacts or settings.artifacts, args.url, settings.api_token)
+    return (scan_pages if args.page else scan_folder)(args, score)
 
-        summary = scan_pages(
-            args.path,
-            args.out,
-            score,
-            image=args.image,
-            crop=args.crop,
-        )
-        print(
-            f"{summary['pages']} pages, {summary['images']} glyphs: {summary['scored']} scored, {summary['flagged']} "
-            f"flagged in {summary['seconds']:.1f} s -> {args.out}"
-        )
-        return 1 if summary["flagged"] or summary["errors"] else 0
+
+def scan_pages(args, score) -> int:
+    from glyphgate.scan.page import scan_pages as run
+
+    summary = run(
+        args.path,
+        args.out,
+        score,
+        image=args.image,
+        crop=args.crop,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        rescale=getattr(args, "rescale", False),
+    )
+    if not summary["complete"]:
+        return stopped(summary, "pages", args.out)
+    print(
+        f"{summary['pages']} pages, {summary['images']} glyphs: {summary['scored']} scored, {summary['flagged']} "
+        f"flagged in {summary['seconds']:.1f} s -> {args.out}"
+    )
+    return 1 if summary["flagged"] or summary["errors"] or summary["unreadable"] else 0
+
+
+def scan_folder(args, score) -> int:
+    from glyphgate.core.errors import DataError
+    from glyphgate.scan.folder import scan as run
+
     summary = run(
         args.path,
         args.out,
@@ -82,10 +118,34 @@ def scan(args) -> int:
         batch=args.batch,
         progress=not args.no_progress,
         fdr=args.fdr,
+        resume=args.resume,
+        overwrite=args.overwrite,
     )
+    if not summary["complete"]:
+        return stopped(summary, "files", args.out)
+    if not summary["scored"]:
+        raise DataError(
+            f"{args.path}: none of its {summary['images']} files could be scored "
+            f"(the reasons are in {args.out}/results.csv)"
+        )
+    rate = summary["images_per_s"]
     print(
         f"{summary['images']} files: {summary['scored']} scored, {summary['flagged']} flagged, "
-        f"{summary['unreadable']} unreadable, {summary['images_per_s']:.0f} images/s -> {args.out}"
+        f"{summary['unreadable']} unreadable" + (f", {rate:.0f} images/s" if rate else "") + f" -> {args.out}"
     )
-    # grep-style exit status: 1 when anything was flagged, so a pipeline can branch on it
-    return 1 if summary["flagged"] else 0
+    # grep-style exit status: 1 when anything was flagged (or unreadable), so a pipeline can branch on it
+    return 1 if summary["flagged"] or summary["unreadable"] else 0
+
+
+def stopped(summary: dict, what: str, out) -> int:
+    """The one line a stopped scan ends with, and the shell's status for its signal."""
+    import sys
+
+    from glyphgate.scan.stop import exit_status
+
+    print(
+        f"glyphgate: stopped by {summary['stopped_by']}: {summary['remaining']} {what} not scanned yet "
+        f"({out}/results.json says so); run the same command with --resume to finish",
+        file=sys.stderr,
+    )
+    return exit_status(summary["stopped_by"])

@@ -1,16 +1,16 @@
 """`glyphgate scan`: every image under a folder (or in a ZIP) -> results.csv / results.json and a
 contact sheet of the flagged scans. Scores locally on ONNX Runtime or through a running
-server's /classify_batch. Unreadable files are listed with their reason and never stop a run."""
+server's /classify_batch. Unreadable files are listed with their reason and never stop a run.
+
+The scan streams: results.csv grows chunk by chunk (fsynced), so memory stays flat with the size
+of the folder, a killed scan loses at most its chunk in flight, and `--resume` skips what
+results.csv already holds. SIGINT/SIGTERM stop it after the chunk in flight."""
 
 from __future__ import annotations
 
-import base64
-import csv
-import html
 import io
-import json
+import sys
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +20,13 @@ from tqdm import tqdm
 
 from glyphgate.core.contract.artifacts import load_calibration
 from glyphgate.core.contract.settings import load as load_settings
-from glyphgate.core.errors import DataError
+from glyphgate.core.errors import DataError, GlyphgateError
 from glyphgate.core.image.decode import decode, decode_many
-from glyphgate.core.image.grid import grid_image, input_image
+from glyphgate.core.image.preprocess import prepare_many
 from glyphgate.core.scoring.scorer import VERDICT
+from glyphgate.scan.results import SHEET_MAX, ResultsFile, TopK, write_reports
+from glyphgate.scan.sources import Source
+from glyphgate.scan.stop import StopBetweenChunks
 
 FIELDS = ["path", "label", "confidence", "energy", "p_value", "is_ood", "error"]
 
@@ -43,20 +46,6 @@ def benjamini_hochberg(p: np.ndarray, q: float) -> np.ndarray:
     return flagged
 
 
-def sources(path: Path) -> tuple[list[str], callable]:
-    """Names of every file under a folder or in a ZIP, and a reader name -> bytes."""
-    if path.is_dir():
-        names = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
-        return names, lambda name: (path / name).read_bytes()
-    if path.is_file() and zipfile.is_zipfile(path):
-        archive = zipfile.ZipFile(path)
-        names = sorted(i.filename for i in archive.infolist() if not i.is_dir())
-        return names, archive.read
-    if path.exists():
-        raise DataError(f"{path}: neither a folder nor a ZIP archive")
-    raise DataError(f"{path}: no such folder or ZIP file")
-
-
 def chunks(seq: list, size: int) -> Iterator[list]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
@@ -68,10 +57,10 @@ def _png(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def open_scorer(artifacts: str | Path | None, url: str | None, token: str | None, keep_all: bool = False):
-    """The scorer of a scan: the artifacts folder's ONNX model here, or a server at `url`
-    (`keep_all`: keep every scanned array, not only the flagged, for an FDR cut at the end)."""
-    return RemoteScorer(url, token, keep_all=keep_all) if url else LocalScorer(Path(artifacts))
+def open_scorer(artifacts: str | Path | None, url: str | None, token: str | None):
+    """The scorer of a scan: the artifacts folder's ONNX model here, or a server at `url`.
+    Either returns (rows, arrays): the arrays of some scans at least, for the contact sheet."""
+    return RemoteScorer(url, token) if url else LocalScorer(Path(artifacts))
 
 
 class LocalScorer:
@@ -100,10 +89,9 @@ class LocalScorer:
 
 
 class RemoteScorer:
-    def __init__(self, url: str, token: str | None, keep_all: bool = False):
+    def __init__(self, url: str, token: str | None):
         import httpx
 
-        self.keep_all = keep_all  # with --fdr the flagged set is only known at the end
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
         self.name = url
@@ -125,14 +113,15 @@ class RemoteScorer:
                 rows.append({"path": name, "error": res["error"]})
                 continue
             rows.append({"path": name, **{k: res.get(k) for k in VERDICT}})
-            if res["is_ood"] or self.keep_all:  # only flagged scans go on the contact sheet
+            if res["is_ood"]:  # the sheet's; under --fdr it reads its scans again at the end
                 arrays[name] = decode(data, name, self.max_pixels)
         return rows, arrays
 
     def crops(self, names: list[str], crops: list[np.ndarray]) -> tuple[list[dict], dict[str, np.ndarray]]:
         """Grey crops cut from a page, sent as PNG: lossless for them, so the server's verdict is
         the one it gives the crop itself."""
-        return self([(n, _png(c)) for n, c in zip(names, crops)])
+        rows, _ = self([(n, _png(c)) for n, c in zip(names, crops)])
+        return rows, dict(zip(names, prepare_many([c.astype(np.float32) for c in crops])[:, None]))
 
 
 def scan(
@@ -142,109 +131,100 @@ def scan(
     batch: int = 256,
     progress: bool = True,
     fdr: float | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> dict:
+    """Score every file of `path` into `out`; the summary says whether it finished ("complete")."""
     path, out = Path(path), Path(out)
-    names, read = sources(path)
-    rows, flagged = [], {}
-    t0 = time.perf_counter()
-    with tqdm(total=len(names), unit="img", desc="scan", disable=not progress) as bar:
-        for group in chunks(names, batch):
-            items = []
-            for name in group:
-                try:
-                    items.append((name, read(name)))
-                except (OSError, zipfile.BadZipFile, RuntimeError) as e:
-                    rows.append({"path": name, "error": f"{name}: unreadable ({e})"})
-            got, arrays = score(items) if items else ([], {})
-            rows.extend(got)
-            flagged.update(
-                {
-                    r["path"]: arrays[r["path"]]
-                    for r in got
-                    if (r.get("is_ood") or fdr is not None) and r["path"] in arrays
-                }
-            )
-            bar.update(len(group))
-    rule = "energy > threshold"
-    if fdr is not None:
-        scored = [r for r in rows if "error" not in r]
-        if any(r.get("p_value") is None for r in scored):
+    settings = load_settings()
+    with Source(path, settings) as source:
+        if not source.names:
+            raise DataError(f"{path}: no files in it")
+        results, done = ResultsFile.start(out, FIELDS, resume=resume, overwrite=overwrite)
+        todo = [n for n in source.names if n not in done]
+        # Under --fdr the flagged set is known only at the end: the highest energies, flagged or not.
+        seen = TopK(SHEET_MAX)
+        t0 = time.perf_counter()
+        scanned = 0  # files of `todo` done in this run
+        with results, StopBetweenChunks() as stop:
+            with tqdm(total=len(todo), unit="img", desc="scan", disable=not progress) as bar:
+                for group in chunks(todo, batch):
+                    rows, arrays = score_chunk(group, source, score)
+                    results.append(rows)
+                    for r in rows:
+                        if "error" not in r and (r["is_ood"] or fdr is not None):
+                            seen.offer(r["path"], r, arrays.get(r["path"]))
+                    scanned += len(group)
+                    bar.update(len(group))
+                    if stop.signum:
+                        break
+        seconds = time.perf_counter() - t0
+        remaining = len(todo) - scanned
+        summary = {
+            "source": str(path),
+            "images": len(source.names),
+            "complete": remaining == 0,
+            "remaining": remaining,
+            "stopped_by": stop.name if remaining else None,
+            "seconds": seconds,
+            "images_per_s": scanned / seconds if scanned and seconds > 0 else None,
+            "scorer": score.name,
+            "rule": "energy > threshold",
+        }
+        if fdr is not None and remaining:
+            # a cut over part of the folder would move as the rest comes in
+            summary["rule"] = f"energy > threshold for now: the Benjamini-Hochberg cut at FDR {fdr} is made "
+            summary["rule"] += "when the scan completes (--resume)"
+        elif fdr is not None:
+            summary["rule"] = fdr_cut(results, fdr)
+        return write_reports(
+            out, results, summary, lambda r: r["path"], seen, lambda missing: read_again(missing, source)
+        )
+
+
+def score_chunk(group: list[str], source: Source, score) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """One row per name of `group`, in its order, and the arrays the scorer gave back."""
+    rows, items = {}, []
+    for name in group:
+        try:
+            items.append((name, source.read(name)))
+        except DataError as e:
+            rows[name] = {"path": name, "error": str(e)}
+    got, arrays = score(items) if items else ([], {})
+    rows.update({r["path"]: r for r in got})
+    ordered = [rows.get(n, {"path": n, "error": f"{n}: not scored"}) for n in group]
+    for r in ordered:
+        if "error" in r:
+            tqdm.write(f"glyphgate: {r['error']}", file=sys.stderr)
+    return ordered, arrays
+
+
+def fdr_cut(results: ResultsFile, q: float) -> str:
+    """Benjamini-Hochberg over the p-values results.csv holds, written back as its is_ood
+    column (results.csv replaced once); returns the rule for the summary."""
+    p_values, scored = [], 0
+    for r in results.rows():
+        if r["error"]:
+            continue
+        if r["p_value"] == "":
             raise DataError(
                 "--fdr needs p-values: the model's calibration.json stores no calibration energies "
                 "(re-run glyphgate calibrate)"
             )
-        for r, hit in zip(scored, benjamini_hochberg(np.array([r["p_value"] for r in scored]), fdr)):
-            r["is_ood"] = bool(hit)
-        hits = {r["path"] for r in scored if r["is_ood"]}
-        flagged = {k: v for k, v in flagged.items() if k in hits}
-        rule = f"Benjamini-Hochberg at FDR {fdr} over the {len(scored)} scored images"
-    seconds = time.perf_counter() - t0
-    order = {n: i for i, n in enumerate(names)}
-    rows.sort(key=lambda r: order.get(r["path"], len(order)))
-    summary = {
-        "source": str(path),
-        "images": len(names),
-        "scored": sum("error" not in r for r in rows),
-        "flagged": sum(bool(r.get("is_ood")) for r in rows),
-        "unreadable": sum("error" in r for r in rows),
-        "seconds": seconds,
-        "images_per_s": len(names) / seconds if seconds > 0 else None,
-        "scorer": score.name,
-        "rule": rule,
-    }
-    write_reports(out, rows, flagged, summary)
-    return summary
+        p_values.append(float(r["p_value"]))
+        scored += 1
+    hits = iter(benjamini_hochberg(np.array(p_values), q))
+    results.rewrite({**r, "is_ood": bool(next(hits))} if not r["error"] else r for r in results.rows())
+    return f"Benjamini-Hochberg at FDR {q} over the {scored} scored images"
 
 
-def write_reports(
-    out: Path, rows: list[dict], flagged: dict[str, np.ndarray], summary: dict, fields: list[str] = FIELDS
-) -> None:
-    """results.csv (the `fields` columns), results.json (summary + rows), and the contact sheet."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in fields})
-    (out / "results.json").write_text(
-        json.dumps({"summary": summary, "results": rows}, indent=1, ensure_ascii=False) + "\n",
-        encoding="utf-8",
-    )
-    contact_sheet(out, [r for r in rows if r.get("is_ood")], flagged, summary)
-
-
-def _png_bytes(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    input_image(a).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def contact_sheet(out: Path, rows: list[dict], arrays: dict[str, np.ndarray], summary: dict) -> None:
-    """flagged.png (the flagged scans as the model sees them) and flagged.html (with names and energies)."""
-    # Highest energy first: the scans least like any glyph lead the sheet.
-    shown = sorted((r for r in rows if r["path"] in arrays), key=lambda r: -r["energy"])
-    if shown:
-        grid_image(
-            [arrays[r["path"]] for r in shown],
-            nrow=8,
-            scale=2,
-            captions=[Path(r["path"]).name for r in shown],
-        ).save(out / "flagged.png")
-    cells = "".join(
-        f"<figure><img src='data:image/png;base64,{base64.b64encode(_png_bytes(arrays[r['path']])).decode()}' width=112 height=112>"
-        f"<figcaption>{html.escape(r['path'])}<br>energy {r['energy']:.2f} · {html.escape(r['label'])} "
-        f"{r['confidence']:.2f}</figcaption></figure>"
-        for r in shown
-    )
-    (out / "flagged.html").write_text(
-        f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>glyphgate scan: flagged scans</title><style>body{{font-family:sans-serif;margin:2em}}
-figure{{display:inline-block;margin:6px;width:150px;font-size:11px;vertical-align:top}}
-img{{image-rendering:pixelated;border:2px solid #c33}}</style></head><body>
-<h1>Flagged scans: {summary["flagged"]} of {summary["images"]}</h1>
-<p>Source <code>{html.escape(summary["source"])}</code>; {summary["unreadable"]} unreadable (see results.csv).
-Flagged by: {html.escape(summary.get("rule", "energy > threshold"))}.</p>{cells or "<p>Nothing was flagged.</p>"}
-</body></html>
-""",
-        encoding="utf-8",
-    )
+def read_again(entries: list, source: Source) -> dict[str, np.ndarray]:
+    """The arrays of scans scored by an earlier, resumed run (or under --fdr), from the source."""
+    max_pixels = load_settings().max_pixels
+    arrays = {}
+    for e in entries:
+        try:
+            arrays[e.name] = decode(source.read(e.name), e.name, max_pixels)
+        except GlyphgateError:  # changed since it was scored: the sheet goes without it
+            pass
+    return arrays

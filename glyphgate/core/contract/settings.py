@@ -30,8 +30,13 @@ class Settings:
         "GLYPHGATE_API_TOKEN", None, "when set, every API needs 'Authorization: Bearer <token>'"
     )
     max_batch: int = _env("GLYPHGATE_MAX_BATCH", 256, "most files in one batch request")
-    # 40 Mpx covers a 600-dpi A3 page scan; a bomb that claims more is refused before decoding.
-    max_pixels: int = _env("GLYPHGATE_MAX_PIXELS", DEFAULT_MAX_PIXELS, "most pixels in one image")
+    # 200 Mpx: archive masters of whole pages pass (150 Mpx is a 14 x 18 inch sheet at 600 dpi); a
+    # header that claims more is refused before decoding, and Pillow's own limit is off (decode.py).
+    max_pixels: int = _env(
+        "GLYPHGATE_MAX_PIXELS",
+        DEFAULT_MAX_PIXELS,
+        "most pixels in one image (uploads, scanned folders, page images)",
+    )
     host: str = _env("GLYPHGATE_HOST", "127.0.0.1", "address the server binds")
     port: int = _env("GLYPHGATE_PORT", 3000, "port the server binds")
     # Scoring gets the cores; generation runs in its own process with fewer threads so a long

@@ -6,18 +6,29 @@ import contextlib
 import io
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from glyphgate.core.errors import RequestError
-from glyphgate.core.image.preprocess import pil_to_gray, prepare, prepare_many
+from glyphgate.core.errors import GlyphgateError, RequestError
+from glyphgate.core.image.preprocess import on_white, pil_to_gray, prepare, prepare_many
 
 # Formats a scanning pipeline sends; anything else is refused before a decoder runs.
 FORMATS = ["PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM"]
-DEFAULT_MAX_PIXELS = 40_000_000  # GLYPHGATE_MAX_PIXELS changes it for the server and scans
+# GLYPHGATE_MAX_PIXELS (settings.max_pixels) changes it for the server, scans and page imports.
+# One limit for every image, high enough for archive masters of whole pages (150 Mpx is a 14 x 18
+# inch sheet at 600 dpi). A flat image that large costs its decoded size while it decodes (an RGB
+# 200 Mpx PNG of a few KB: 600 MB), so a server that takes glyph uploads only may set it lower.
+DEFAULT_MAX_PIXELS = 200_000_000
+SETTING = "GLYPHGATE_MAX_PIXELS"
+
+# Our own cap, checked from the header in open_image before a pixel is decoded, is the one limit:
+# Pillow's fixed one (a DecompressionBombWarning at 89 Mpx, an error at 179 Mpx) would otherwise
+# refuse archive pages whatever GLYPHGATE_MAX_PIXELS says, and print its warning into the logs.
+# Every image glyphgate is given is opened by open_image (is_heavy reads only a header).
+Image.MAX_IMAGE_PIXELS = None
 
 
 class BadImage(RequestError):
@@ -67,25 +78,47 @@ def is_heavy(data: bytes) -> bool:
     return w * h > HEAVY_PIXELS
 
 
+def _quiet_pillow() -> None:
+    """Pillow's own warnings about an image (corrupt EXIF, odd APNG chunks, palette transparency)
+    say nothing a user can act on and would land in the server log: ignored. A filter appended
+    once, not catch_warnings, which is not thread-safe and the server decodes in threads."""
+    warnings.filterwarnings("ignore", module=r"PIL\.", append=True)
+
+
+def too_many_pixels(name: str, size: tuple[int, int], max_pixels: int) -> str | None:
+    """The refusal of an image of `size` (width, height) over the cap, or None when it fits."""
+    w, h = size
+    if w * h <= max_pixels:
+        return None
+    return f"{name}: {w} × {h} = {w * h:,} pixels, more than {SETTING}={max_pixels} (refused before decoding)"
+
+
 @contextlib.contextmanager
 def open_image(
-    source: bytes | str | Path, name: str, max_pixels: int | None, error=BadImage, what: str = "an image"
+    source: bytes | str | Path,
+    name: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    error=BadImage,
+    what: str = "an image",
+    before_load: Callable[[Image.Image], None] | None = None,
 ) -> Iterator[Image.Image]:
     """The one way glyphgate opens an image it is given (uploads, scan folders, data folders, page
-    images): Pillow restricted to FORMATS, the pixel cap checked from the header before a pixel is
-    decoded, decompression bombs refused, and every failure one `error` naming `name`. Yields the
-    loaded image. `max_pixels=None` leaves only Pillow's own bomb limit (pages of a few 100 MP)."""
+    images): Pillow restricted to FORMATS, the pixel cap (GLYPHGATE_MAX_PIXELS) checked from the
+    header before a pixel is decoded, Pillow's warnings kept out of the logs, and every failure one
+    `error` naming `name`. `before_load(im)` sees the opened, not yet decoded image: it may refuse
+    it (a GlyphgateError passes through) or ask for a reduced decode (Image.draft). Yields the
+    loaded image."""
+    _quiet_pillow()
     try:
-        with warnings.catch_warnings():
-            if max_pixels is not None:
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS)
-            w, h = im.size
-            if max_pixels is not None and w * h > max_pixels:
-                im.close()
-                raise error(f"{name}: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel cap")
-            im.load()
-    except error:
+        im = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS)
+        refusal = too_many_pixels(name, im.size, max_pixels)
+        if refusal:
+            im.close()
+            raise error(refusal)
+        if before_load is not None:
+            before_load(im)
+        im.load()
+    except GlyphgateError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise error(f"{name}: refused as a decompression bomb (declares more pixels than allowed)") from None
@@ -103,6 +136,37 @@ def open_image(
         raise error(f"{name}: damaged or truncated image ({e})") from None
     with im:
         yield im
+
+
+def gray8(im: Image.Image) -> np.ndarray:
+    """A loaded page image -> its 8-bit grey (H, W) uint8 array, for pages of 100+ Mpx: one byte a
+    pixel and at most one copy beside the decoded image (never a float page, 4 bytes a pixel).
+    Transparency is composited onto white; 16-bit scans keep the top 8 bits of the range they use."""
+    im = on_white(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        deep = np.asarray(im)
+        if deep.dtype.kind == "i":  # mode I is signed; ink is never below black
+            deep = np.clip(deep, 0, None)
+        shift = max(0, int(deep.max(initial=0)).bit_length() - 8)
+        return (deep >> shift).astype(np.uint8)
+    if im.mode != "L":
+        im = im.convert("L")
+    return _copied_in_strips(im)
+
+
+STRIP_BYTES = 4 * 1024 * 1024
+
+
+def _copied_in_strips(im: Image.Image) -> np.ndarray:
+    """An "L" image as a uint8 array, copied strip by strip: np.asarray(im) goes through tobytes,
+    which holds the pixels twice more while it joins its chunks (a 150 Mpx page: +300 MB)."""
+    w, h = im.size
+    out = np.empty((h, w), np.uint8)
+    rows = max(1, STRIP_BYTES // max(w, 1))
+    for top in range(0, h, rows):
+        strip = im.crop((0, top, w, min(h, top + rows)))
+        out[top : top + rows] = np.frombuffer(strip.tobytes(), np.uint8).reshape(-1, w)
+    return out
 
 
 def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:

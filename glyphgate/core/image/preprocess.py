@@ -35,17 +35,24 @@ def pil_to_gray(img: Image.Image) -> np.ndarray:
     Transparency is composited onto white, since a transparent region of a scan is paper,
     not ink. Bit depth does not matter: min-max scaling follows.
     """
+    img = on_white(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        img = img.convert("F")
+    elif img.mode not in ("L", "F"):
+        img = img.convert("L")
+    return np.asarray(_box_reduce(img), dtype=np.float32)
+
+
+def on_white(img: Image.Image) -> Image.Image:
+    """Palette and transparent images -> grey "L" composited onto white (a transparent region of a
+    scan is paper, not ink); any other image as it is."""
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("RGB", "L") and "transparency" in img.info):
         rgba = img.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(paper, rgba).convert("L")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        img = img.convert("F")
-    elif img.mode not in ("L", "F"):
-        img = img.convert("L")
-    return np.asarray(_box_reduce(img), dtype=np.float32)
+    return img
 
 
 # Longer sides above this are box-averaged by a whole factor first (down to at least 8x the

@@ -14,9 +14,34 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from glyphgate.core.errors import DataError
-from glyphgate.core.image.decode import open_image
+from glyphgate.core.image.decode import DEFAULT_MAX_PIXELS, gray8, open_image
 from glyphgate.core.image.ink import CROPS, convention_box, ink_mask, otsu
-from glyphgate.core.pages.pagexml import Line, Page, Word, annotate, find_image, graphemes, read_page
+from glyphgate.core.pages.pagexml import (
+    Glyph,
+    Line,
+    Page,
+    Word,
+    annotate,
+    find_image,
+    graphemes,
+    read_page,
+)
+
+RESCALE_HINT = "pass --rescale if the image is a scaled copy"
+
+
+class WrongPageImage(DataError):
+    """A page image whose size is not the one its PAGE-XML declares: another page's image, or a
+    scaled copy that nobody said was one. `with_hint` words the message for a caller that declares
+    a scaled copy in another way than --rescale (the server's form field)."""
+
+    def __init__(self, image: Path, size: tuple[int, int], xml: Path, declared: tuple[int, int]):
+        self.image, self.size, self.xml, self.declared = image, size, xml, declared
+        super().__init__(self.with_hint(RESCALE_HINT))
+
+    def with_hint(self, hint: str) -> str:
+        (w, h), (dw, dh) = self.size, self.declared
+        return f"{self.image} is {w} × {h} but {self.xml}'s Page says {dw} × {dh}; {hint}"
 
 
 def split_word(gray: np.ndarray, word: Word, threshold: float) -> list[tuple[int, int, int, int]]:
@@ -103,7 +128,14 @@ class WordCut:
 class PageCuts:
     """One page's glyph crops, word by word: Glyph-level boxes as they are, or a word's connected
     components. `keep_unmatched` keeps the components of a word whose count differs from its
-    transcription (or that has none), unlabelled: what scanning an OCR'd page needs."""
+    transcription (or that has none), unlabelled: what scanning an OCR'd page needs.
+
+    The image must be the size the XML declares, unless `rescale` says it is a scaled copy (then
+    coordinates are scaled, and a JPEG larger than the page is decoded reduced toward its size).
+    It is held once, as 8-bit grey. Only ground truth labels a glyph: the verdicts `scan --page`
+    wrote into a copy are predictions, and the Glyphs its word split made are left out (the word
+    is split again, as on the original page), unless `accept_predictions`: then a glyph without
+    ground truth takes the predicted label of a verdict that was not flagged."""
 
     def __init__(
         self,
@@ -112,12 +144,22 @@ class PageCuts:
         crop: str,
         warnings: list[str],
         keep_unmatched: bool = False,
-        max_pixels: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        rescale: bool = False,
+        accept_predictions: bool = False,
     ):
         self.page, self.crop, self.warnings, self.keep_unmatched = page, crop, warnings, keep_unmatched
+        self.rescale, self.accept_predictions = rescale, accept_predictions
         self.image = find_image(page, image)
-        with open_image(self.image, str(self.image), max_pixels, error=DataError, what="a page image") as im:
-            self.gray = np.asarray(im.convert("L"), dtype=np.uint8)
+        with open_image(
+            self.image,
+            str(self.image),
+            max_pixels,
+            error=DataError,
+            what="a page image",
+            before_load=self._fit,
+        ) as im:
+            self.gray = gray8(im)
         h, w = self.gray.shape
         if page.size and page.size != (h, w):
             warnings.append(
@@ -127,6 +169,18 @@ class PageCuts:
         self.counts: Counter = Counter()
         self.heights: list[int] = []
 
+    def _fit(self, im: Image.Image) -> None:
+        """Before a pixel is decoded: refuse an image of the wrong size, and ask the decoder for
+        grey (a colour JPEG page then never exists in RGB), reduced when a larger copy is declared."""
+        w, h = im.size
+        declared = self.page.size
+        if declared is None or declared == (h, w):
+            im.draft("L", None)
+            return
+        if not self.rescale:
+            raise WrongPageImage(self.image, (w, h), self.page.xml, (declared[1], declared[0]))
+        im.draft("L", (declared[1], declared[0]))
+
     def scale(self, b):
         return (
             int(b[0] * self.sy),
@@ -135,12 +189,46 @@ class PageCuts:
             int(np.ceil(b[3] * self.sx)),
         )
 
+    def _labelled(self, glyphs: list[Glyph]) -> list[tuple[str, str, tuple]]:
+        """(id, label, box) of a word's Glyph elements: the ground truth; with accept_predictions,
+        the predictions that were not flagged where there is none."""
+        if not self.accept_predictions:
+            return [(g.id, g.text, self.scale(g.box)) for g in glyphs if not g.ours]
+        out = []
+        for g in glyphs:
+            text = g.text
+            if not text and g.predicted:
+                text = "" if g.flagged else g.predicted
+                self.counts["predictions flagged, not labels" if g.flagged else "predictions as labels"] += 1
+            out.append((g.id, text, self.scale(g.box)))
+        return out
+
     def _inside(self, b, what) -> bool:
         h, w = self.gray.shape
         if b[0] < -2 or b[2] < -2 or b[1] > h + 2 or b[3] > w + 2 or b[1] <= b[0] or b[3] <= b[2]:
             self.warnings.append(f"{what}: polygon outside the image ({w}x{h}), skipped")
             return False
         return True
+
+    def _split(self, word: Word, threshold: float) -> list[tuple[str, str | None, tuple]] | None:
+        """(id, label, box) of a word's connected components, labelled by its transcription when
+        the counts agree; None when the word is skipped."""
+        counts = self.counts
+        texts = graphemes(word.text)
+        if not texts and not self.keep_unmatched:
+            self.warnings.append(f"Word {word.id}: empty transcription, skipped")
+            counts["words empty"] += 1
+            return None
+        counts["words split"] += 1
+        boxes = split_word(self.gray, word, threshold)
+        if len(boxes) != len(texts):
+            counts["words skipped (components != letters)"] += 1
+            if not self.keep_unmatched:
+                return None
+            texts = [None] * len(boxes)
+        else:
+            counts["words kept"] += 1
+        return [(f"{word.id}_g{i}", t, b) for i, (t, b) in enumerate(zip(texts, boxes))]
 
     def words(self) -> Iterator[WordCut]:
         counts = self.counts
@@ -157,25 +245,14 @@ class PageCuts:
                     counts["words outside"] += 1
                     continue
                 word.box, word.polygon = wbox, word.polygon * [self.sx, self.sy]
-                if word.glyphs:
+                parts = self._labelled(word.glyphs)
+                glyph_level = bool(parts)
+                if glyph_level:
                     counts["words with glyph level"] += 1
-                    parts = [(g.id, g.text, self.scale(g.box)) for g in word.glyphs]
                 else:
-                    texts = graphemes(word.text)
-                    if not texts and not self.keep_unmatched:
-                        self.warnings.append(f"Word {word.id}: empty transcription, skipped")
-                        counts["words empty"] += 1
+                    parts = self._split(word, thr)
+                    if parts is None:
                         continue
-                    counts["words split"] += 1
-                    boxes = split_word(self.gray, word, thr)
-                    if len(boxes) != len(texts):
-                        counts["words skipped (components != letters)"] += 1
-                        if not self.keep_unmatched:
-                            continue
-                        texts = [None] * len(boxes)
-                    else:
-                        counts["words kept"] += 1
-                    parts = [(f"{word.id}_g{i}", t, b) for i, (t, b) in enumerate(zip(texts, boxes))]
                 glyphs = []
                 for gid, text, box in parts:
                     if text == "" and not self.keep_unmatched:
@@ -186,7 +263,7 @@ class PageCuts:
                     crop = cut(self.gray, box, self.crop, lbox, thr)
                     if crop is None:
                         counts["glyphs without ink"] += 1
-                    glyphs.append(GlyphCut(gid, text or None, box, crop, bool(word.glyphs)))
+                    glyphs.append(GlyphCut(gid, text or None, box, crop, glyph_level))
                 yield WordCut(line, word, wbox, lbox, thr, glyphs)
 
 
@@ -195,13 +272,17 @@ def scored_glyphs(words) -> list[tuple[WordCut, GlyphCut]]:
     return [(wc, g) for wc in words for g in wc.glyphs if g.crop is not None]
 
 
-def word_splits(glyphs: list[tuple[WordCut, GlyphCut]]) -> dict[str, list]:
-    """Word id -> [(glyph id, box, text)] for the glyphs a word split made: `annotate` writes
-    them into the PAGE-XML as new Glyph elements."""
+def word_splits(glyphs: list[tuple[WordCut, GlyphCut]], scale: tuple[float, float]) -> dict[str, list]:
+    """Word id -> [(glyph id, box in the XML's pixels, text)] for the glyphs a word split made:
+    `annotate` writes them into the PAGE-XML as new Glyph elements. `scale` = (sy, sx), image
+    pixels per XML pixel: a scaled copy's boxes go back to the page's coordinates."""
+    sy, sx = scale
     split: dict[str, list] = {}
     for wc, g in glyphs:
         if not g.from_glyph_level:
-            split.setdefault(wc.word.id, []).append((g.id, g.box, g.text))
+            t, b, left, r = g.box
+            box = (int(t / sy), int(np.ceil(b / sy)), int(left / sx), int(np.ceil(r / sx)))
+            split.setdefault(wc.word.id, []).append((g.id, box, g.text))
     return split
 
 
@@ -213,14 +294,24 @@ class PageToScore:
     xml: Path
     warnings: list[str]
     glyphs: list[tuple[WordCut, GlyphCut]]
+    scale: tuple[float, float] = (1.0, 1.0)  # (sy, sx): image pixels per XML pixel
 
     @classmethod
     def cut(
-        cls, xml: Path, image: Path | None, crop: str = "box", max_pixels: int | None = None
+        cls,
+        xml: Path,
+        image: Path | None,
+        crop: str = "box",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        rescale: bool = False,
     ) -> "PageToScore":
+        """`rescale`: the image is a scaled copy of the page (else a size that differs from the
+        XML's is refused, WrongPageImage); `max_pixels`: GLYPHGATE_MAX_PIXELS."""
         page, warnings = read_page(xml)
-        cuts = PageCuts(page, image, crop, warnings, keep_unmatched=True, max_pixels=max_pixels)
-        return cls(Path(xml), warnings, scored_glyphs(cuts.words()))
+        cuts = PageCuts(
+            page, image, crop, warnings, keep_unmatched=True, max_pixels=max_pixels, rescale=rescale
+        )
+        return cls(Path(xml), warnings, scored_glyphs(cuts.words()), (cuts.sy, cuts.sx))
 
     @property
     def crops(self) -> list[np.ndarray]:
@@ -235,7 +326,7 @@ class PageToScore:
 
     def annotate(self, verdicts: dict[str, dict], out) -> None:
         """A copy of the XML with each scored glyph's verdict (glyph id -> verdict) to `out`."""
-        annotate(self.xml, verdicts, word_splits(self.glyphs), out)
+        annotate(self.xml, verdicts, word_splits(self.glyphs, self.scale), out)
 
 
 def is_page_xml(path: Path) -> bool:
@@ -261,7 +352,8 @@ def page_files(src: Path) -> list[Path]:
 
 
 def add_page_arguments(parser, note: str = "") -> None:
-    """--image and --crop, the options of every command that cuts glyphs from PAGE-XML pages."""
+    """--image, --crop and --rescale, the options of every command that cuts glyphs from PAGE-XML
+    pages."""
     parser.add_argument(
         "--image",
         default=None,
@@ -273,4 +365,10 @@ def add_page_arguments(parser, note: str = "") -> None:
         choices=CROPS,
         default="box",
         help=f"{note}tight: ink box; box: ink box + 15%% margin (default); line: the text line's height",
+    )
+    parser.add_argument(
+        "--rescale",
+        action="store_true",
+        help=f"{note}the page image is a scaled copy of the one the XML describes: scale the coordinates "
+        "to it (without it, an image whose size differs from Page/@imageWidth x @imageHeight is refused)",
     )

@@ -34,8 +34,11 @@ ABBREVIATIONS = {"ã": "ā", "ẽ": "ē", "ĩ": "ī", "õ": "ō", "ũ": "ū"}
 @dataclass
 class Glyph:
     id: str
-    text: str
+    text: str  # the ground truth ("" when the page has none); never a prediction
     box: tuple[int, int, int, int]  # (top, bottom, left, right) in page pixels, exclusive ends
+    predicted: str | None = None  # glyphgate's label, on a page `scan --page` annotated
+    flagged: bool = True  # whether that verdict was is_ood; no verdict counts as flagged
+    ours: bool = False  # made by glyphgate's word split, not by the page's own segmentation
 
 
 @dataclass
@@ -104,14 +107,74 @@ def _box(pts: np.ndarray) -> tuple[int, int, int, int]:
     )
 
 
-def _text(el, ns: str) -> str:
-    """The element's own TextEquiv (index 1 / the first when several), not its children's."""
-    equivs = el.findall(f"{{{ns}}}TextEquiv")
-    if not equivs:
-        return ""
-    equivs.sort(key=lambda e: int(e.get("index", "1")) if e.get("index", "1").lstrip("-").isdigit() else 1)
-    uni = equivs[0].find(f"{{{ns}}}Unicode")
+# How `annotate` marks the model's verdict in PAGE's own terms: a TextEquiv whose dataType is
+# "other" (the schema's value for a custom type) with dataTypeDetails naming it a prediction, and
+# the Glyph's @custom "glyphgate {...}" (with "source:split" on the Glyphs a word split made).
+PREDICTION = "glyphgate-prediction"
+PREDICTION_COMMENT = "glyphgate: the model's label; energy, p_value and is_ood in @custom"
+OUR_CUSTOM = re.compile(r"\s*glyphgate \{([^}]*)\}")
+
+
+def is_prediction(te) -> bool:
+    """A TextEquiv glyphgate wrote: marked by dataTypeDetails, or (copies annotated before the
+    marking) by its comment."""
+    return te.get("dataTypeDetails") == PREDICTION or (te.get("comments") or "").startswith("glyphgate:")
+
+
+def our_fields(custom: str | None) -> dict[str, str] | None:
+    """The fields of glyphgate's block in a @custom ("glyphgate {label:a; is_ood:false;}"), or None."""
+    m = OUR_CUSTOM.search(custom or "")
+    if not m:
+        return None
+    pairs = (part.split(":", 1) for part in m.group(1).split(";") if ":" in part)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def is_ours(glyph_el, word_id: str) -> bool:
+    """A Glyph glyphgate's word split made: "source:split" in its block, or (copies annotated
+    before that field) a block on a Glyph named as the split names them, <word id>_g<n>."""
+    fields = our_fields(glyph_el.get("custom"))
+    if fields is None:
+        return False
+    legacy = re.fullmatch(rf"{re.escape(word_id)}_g\d+", glyph_el.get("id", "")) is not None
+    return fields.get("source") == "split" or legacy
+
+
+def _equivs(el, ns: str, predictions: bool) -> list:
+    """The element's own TextEquivs (not its children's), ground truth or glyphgate's, by index."""
+    equivs = [e for e in el.findall(f"{{{ns}}}TextEquiv") if is_prediction(e) == predictions]
+    equivs.sort(key=_index)
+    return equivs
+
+
+def _index(te) -> int:
+    value = te.get("index", "1")
+    return int(value) if value.lstrip("-").isdigit() else 1
+
+
+def _unicode(te, ns: str) -> str:
+    uni = te.find(f"{{{ns}}}Unicode")
     return (uni.text or "") if uni is not None else ""
+
+
+def _text(el, ns: str) -> str:
+    """The element's ground truth: its own TextEquiv of lowest index that glyphgate did not write."""
+    equivs = _equivs(el, ns, predictions=False)
+    return _unicode(equivs[0], ns) if equivs else ""
+
+
+def _glyph(el, ns: str, word_id: str) -> Glyph:
+    gid = el.get("id", "?")
+    fields = our_fields(el.get("custom")) or {}
+    ours = _equivs(el, ns, predictions=True)
+    return Glyph(
+        gid,
+        _text(el, ns).strip(),
+        _box(_points(el, ns, f"Glyph {gid}")),
+        predicted=(_unicode(ours[0], ns) if ours else fields.get("label")) or None,
+        flagged=fields.get("is_ood") != "false",
+        ours=is_ours(el, word_id),
+    )
 
 
 def read_page(xml: str | Path) -> tuple[Page, list[str]]:
@@ -153,9 +216,7 @@ def read_page(xml: str | Path) -> tuple[Page, list[str]]:
             try:
                 poly = _points(word_el, ns, f"Word {wid}")
                 word = Word(wid, _text(word_el, ns).strip(), _box(poly), poly)
-                for g in word_el.findall(f"{{{ns}}}Glyph"):
-                    gid = g.get("id", "?")
-                    word.glyphs.append(Glyph(gid, _text(g, ns).strip(), _box(_points(g, ns, f"Glyph {gid}"))))
+                word.glyphs.extend(_glyph(g, ns, wid) for g in word_el.findall(f"{{{ns}}}Glyph"))
             except ValueError as e:
                 warnings.append(str(e))
                 continue
@@ -198,50 +259,83 @@ def find_image(page: Page, image: str | Path | None = None) -> Path:
 
 def annotate(xml: Path, verdicts: dict[str, dict], split: dict[str, list], out) -> None:
     """Write a copy of `xml` with each glyph's verdict to `out` (a path or a binary file);
-    `split` = word id -> [(glyph id, box, text)] for glyphs that came from a word split (they
-    become new Glyph elements)."""
+    `split` = word id -> [(glyph id, box in page pixels, text)] for glyphs that came from a word
+    split (they become new Glyph elements, marked as glyphgate's). What an earlier annotation wrote
+    is replaced, so annotating an annotated copy gives what annotating the page gives."""
     tree = SafeET.parse(str(xml))
     root = tree.getroot()
     ns = PAGE_NS.match(root.tag).group(1)
     ET.register_namespace("", ns)
     q = lambda tag: f"{{{ns}}}{tag}"  # noqa: E731
-
-    def mark(glyph_el, v: dict) -> None:
-        custom = (
-            f"glyphgate {{label:{v['label']}; confidence:{v['confidence']:.4f}; energy:{v['energy']:.4f}; "
-            f"p_value:{'' if v['p_value'] is None else format(v['p_value'], '.4f')}; is_ood:{str(v['is_ood']).lower()};}}"
-        )
-        glyph_el.set("custom", (glyph_el.get("custom", "") + " " + custom).strip())
-        te = ET.Element(
-            q("TextEquiv"),
-            {
-                "index": "2",
-                "conf": f"{v['confidence']:.4f}",
-                "comments": "glyphgate: the model's label; energy, p_value and is_ood in @custom",
-            },
-        )
-        ET.SubElement(te, q("Unicode")).text = v["label"]
-        children = list(glyph_el)
-        after = [i for i, c in enumerate(children) if c.tag in (q("Coords"), q("Graphemes"), q("TextEquiv"))]
-        glyph_el.insert(after[-1] + 1 if after else 0, te)
-
-    for word_el in root.iter(q("Word")):
+    for word_el in list(root.iter(q("Word"))):
+        wid = word_el.get("id")
         for g in word_el.findall(q("Glyph")):
+            if is_ours(g, wid):
+                word_el.remove(g)
+                continue
+            _unmark(g, ns)
             if g.get("id") in verdicts:
-                mark(g, verdicts[g.get("id")])
-        new = split.get(word_el.get("id"), [])
-        if new:
-            children = list(word_el)
-            at = next((i + 1 for i, c in enumerate(children) if c.tag == q("Coords")), 0)
-            for k, (gid, box, text) in enumerate(new):
-                g = ET.Element(q("Glyph"), {"id": gid})
-                t, b, left, r = box
-                ET.SubElement(
-                    g, q("Coords"), {"points": f"{left},{t} {r - 1},{t} {r - 1},{b - 1} {left},{b - 1}"}
-                )
-                if text:
-                    ET.SubElement(ET.SubElement(g, q("TextEquiv"), {"index": "1"}), q("Unicode")).text = text
-                if gid in verdicts:
-                    mark(g, verdicts[gid])
-                word_el.insert(at + k, g)
+                _mark(g, ns, verdicts[g.get("id")])
+        children = list(word_el)
+        at = next((i + 1 for i, c in enumerate(children) if c.tag == q("Coords")), 0)
+        for k, (gid, box, text) in enumerate(split.get(wid, [])):
+            g = ET.Element(q("Glyph"), {"id": gid})
+            t, b, left, r = box
+            ET.SubElement(
+                g, q("Coords"), {"points": f"{left},{t} {r - 1},{t} {r - 1},{b - 1} {left},{b - 1}"}
+            )
+            if text:
+                ET.SubElement(ET.SubElement(g, q("TextEquiv"), {"index": "1"}), q("Unicode")).text = text
+            _mark(g, ns, verdicts.get(gid), source="split")
+            word_el.insert(at + k, g)
     tree.write(out, encoding="utf-8", xml_declaration=True)
+
+
+def _unmark(glyph_el, ns: str) -> None:
+    """Take off what an earlier annotation put on a Glyph of the page: its verdict and TextEquiv."""
+    for te in _equivs(glyph_el, ns, predictions=True):
+        glyph_el.remove(te)
+    custom = OUR_CUSTOM.sub("", glyph_el.get("custom", "")).strip()
+    if custom:
+        glyph_el.set("custom", custom)
+    else:
+        glyph_el.attrib.pop("custom", None)
+
+
+def _mark(glyph_el, ns: str, v: dict | None, source: str | None = None) -> None:
+    """The verdict `v` (None: not scored) into the Glyph's @custom and a prediction TextEquiv."""
+    fields = {}
+    if v is not None:
+        p_value = "" if v["p_value"] is None else format(v["p_value"], ".4f")
+        fields = {
+            "label": v["label"],
+            "confidence": f"{v['confidence']:.4f}",
+            "energy": f"{v['energy']:.4f}",
+            "p_value": p_value,
+            "is_ood": str(v["is_ood"]).lower(),
+        }
+    if source:
+        fields["source"] = source
+    if not fields:
+        return
+    block = "glyphgate {" + " ".join(f"{k}:{value};" for k, value in fields.items()) + "}"
+    glyph_el.set("custom", (glyph_el.get("custom", "") + " " + block).strip())
+    if v is None:
+        return
+    truth = _equivs(glyph_el, ns, predictions=False)
+    te = ET.Element(
+        f"{{{ns}}}TextEquiv",
+        {
+            # after the ground truth: the lowest index is a page's main text
+            "index": str(max((_index(e) for e in truth), default=1) + 1),
+            "conf": f"{v['confidence']:.4f}",
+            "dataType": "other",
+            "dataTypeDetails": PREDICTION,
+            "comments": PREDICTION_COMMENT,
+        },
+    )
+    ET.SubElement(te, f"{{{ns}}}Unicode").text = v["label"]
+    children = list(glyph_el)
+    kept = (f"{{{ns}}}Coords", f"{{{ns}}}Graphemes", f"{{{ns}}}TextEquiv")
+    after = [i for i, c in enumerate(children) if c.tag in kept]
+    glyph_el.insert(after[-1] + 1 if after else 0, te)
