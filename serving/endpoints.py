@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 from glyphgate.core.errors import RequestError
 from serving.alpha import alpha_field
 from serving.forms import Files, read_form
+from serving.rescale import rescale_field
 
 CONTEXT = ("ctx", "context")  # the parameter names BentoML passes its Context as
 
@@ -33,14 +34,15 @@ CONTEXT = ("ctx", "context")  # the parameter names BentoML passes its Context a
 class Endpoint:
     files: tuple[Files, ...] = ()
     alpha: bool = False
+    rescale: bool = False  # the form flag of pages: the image is a scaled copy of the XML's page
     params: type[BaseModel] | None = None  # a JSON body, read by the model's from_body
     public: bool = False
 
     def __post_init__(self):
         if bool(self.files) == bool(self.params):
             raise TypeError("an endpoint takes either file fields or JSON parameters")
-        if self.alpha and not self.files:
-            raise TypeError("alpha is a form field: it comes with file fields")
+        if (self.alpha or self.rescale) and not self.files:
+            raise TypeError("alpha and rescale are form fields: they come with file fields")
         if len(self.files) > 1 and any(f.at_most != 1 for f in self.files):
             raise TypeError("several file fields take one file each")
 
@@ -52,13 +54,14 @@ class Endpoint:
         for f in self.files:
             kind = "one file" if f.at_most == 1 else f"1 to {f.at_most} files"
             out[f.field] = (Path if f.at_most == 1 else list[Path], Field(description=kind))
-        return out | ({"alpha": alpha_field()} if self.alpha else {})
+        out |= {"alpha": alpha_field()} if self.alpha else {}
+        return out | ({"rescale": rescale_field()} if self.rescale else {})
 
     async def read(self, request) -> dict[str, Any]:
         """The request body as the API's arguments, or RequestError."""
         if self.params is not None:
             return self.params.from_body(await request.body()).model_dump()
-        return await read_form(request, self.files, self.alpha)
+        return await read_form(request, self.files, self.alpha, self.rescale)
 
 
 @dataclass(frozen=True)
@@ -151,10 +154,15 @@ class Endpoints:
         self.public_mounts: list[str] = []
 
     def api(
-        self, *files: Files, alpha: bool = False, params: type[BaseModel] | None = None, public: bool = False
+        self,
+        *files: Files,
+        alpha: bool = False,
+        rescale: bool = False,
+        params: type[BaseModel] | None = None,
+        public: bool = False,
     ):
         """`@bentoml.api` with the contract declared: see the module's docstring."""
-        spec = Endpoint(files, alpha, params, public)
+        spec = Endpoint(files, alpha, rescale, params, public)
 
         def declare(func):
             params = [p for p in inspect.signature(func).parameters if p != "self"]

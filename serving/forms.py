@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from glyphgate.core.errors import RequestError
 from serving.alpha import read_alpha
+from serving.rescale import read_rescale
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def _listed(keys) -> str:
     return ", ".join(repr(k) for k in keys)
 
 
-async def read_form(request: Request, files: tuple[Files, ...], alpha: bool) -> dict:
+async def read_form(request: Request, files: tuple[Files, ...], alpha: bool, rescale: bool = False) -> dict:
     """The request's form as the API's arguments ({field: Upload or [Upload, ...], "alpha": ...}),
     or RequestError naming the field at fault and what to send instead."""
     body = await request.body()  # already in memory: the gate middleware buffered it to cap its size
@@ -71,7 +72,7 @@ async def read_form(request: Request, files: tuple[Files, ...], alpha: bool) -> 
         if "Too many files" in detail:
             raise RequestError(f"more than {limit} files in one request; the limit is {limit}") from None
         raise RequestError(f"malformed multipart body ({detail})") from None
-    allowed = set(fields(files)) | ({"alpha"} if alpha else set())
+    allowed = set(fields(files)) | ({"alpha"} if alpha else set()) | ({"rescale"} if rescale else set())
     others = sorted(set(form.keys()) - allowed)
     (_check_each if len(files) > 1 else _check_one)(form, files, others)
     values: dict = {}
@@ -83,6 +84,8 @@ async def read_form(request: Request, files: tuple[Files, ...], alpha: bool) -> 
         values[f.field] = got[0] if f.at_most == 1 else got
     if alpha:
         values["alpha"] = read_alpha(form["alpha"]) if "alpha" in form else None
+    if rescale:
+        values["rescale"] = read_rescale(form.get("rescale"))
     return values
 
 

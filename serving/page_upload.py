@@ -5,24 +5,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from glyphgate.core.errors import DataError, RequestError
+from glyphgate.core.errors import DataError
 from glyphgate.core.image.decode import BadImage
 from glyphgate.core.pages.cuts import PageToScore, WrongPageImage
 from glyphgate.core.scoring.scorer import VERDICT
 
 RESCALE_FIELD_HINT = "send the form field rescale=true if the image is a scaled copy"
-TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
-
-
-def read_rescale(value) -> bool:
-    """The form value of `rescale` (absent: False) as a flag, or RequestError saying what to send."""
-    if value is None:
-        return False
-    if not isinstance(value, str):
-        raise RequestError("the field 'rescale' must be true or false, not a file")
-    if value.strip().lower() in TRUE + FALSE:
-        return value.strip().lower() in TRUE
-    raise RequestError(f"rescale {value[:40]!r}: expected true or false")
 
 
 def scan_uploaded_page(

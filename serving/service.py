@@ -226,8 +226,8 @@ class Gate:
         """Many scans in one request -> energy / p_value / is_ood in request order."""
         return self._many(images, ctx, self.scorer.score, alpha)
 
-    @ENDPOINTS.api(Files("image"), Files("page"))
-    def scan_page(self, image: Upload, page: Upload, ctx: bentoml.Context) -> dict:
+    @ENDPOINTS.api(Files("image"), Files("page"), rescale=True)
+    def scan_page(self, image: Upload, page: Upload, ctx: bentoml.Context, rescale: bool = False) -> dict:
         """A page image and its PAGE-XML (multipart fields image and page) -> a verdict per glyph, cut by the
         PAGE coordinates (Glyph level, or words split into glyphs), and the PAGE-XML annotated with them."""
         from serving.page_upload import scan_uploaded_page
@@ -239,6 +239,7 @@ class Gate:
                 (image.name, page.name),
                 self.scorer,
                 SETTINGS.max_pixels,
+                rescale=rescale,
             )
         self.metrics.record(result["results"])
         return result

@@ -497,7 +497,8 @@ def test_scan_page_upload_refuses_another_pages_image_with_a_400_message(tmp_pat
     from glyphgate.core.contract.artifacts import SHIPPED, load_calibration
     from glyphgate.core.image.decode import DEFAULT_MAX_PIXELS, BadImage
     from glyphgate.core.scoring.scorer import Scorer
-    from serving.page_upload import read_rescale, scan_uploaded_page
+    from serving.page_upload import scan_uploaded_page
+    from serving.rescale import read_rescale
 
     png, xml = render_page(tmp_path, "p1", lines=["der kunst"], glyph_level=False)
     Image.new("L", (64, 64), 200).save(tmp_path / "upload-image", format="JPEG")  # saved as the server does

@@ -580,6 +580,21 @@ def test_scan_page_returns_a_verdict_per_glyph_and_the_annotated_page(client, tm
     assert r.status_code == 400 and "'page' must hold exactly one file" in r.json()["error"]
     r = client.post("/scan_page", files={**files, "image": ("p.png", b"not a png", "image/png")})
     assert r.status_code == 400 and "p.png: not a page image" in r.json()["error"]
+    # a half-size copy of the page: refused with both sizes, taken with rescale=true
+    from PIL import Image
+
+    with Image.open(png) as im:
+        half = im.resize((im.width // 2, im.height // 2))
+        small = io.BytesIO()
+        half.save(small, format="PNG")
+    scaled = {**files, "image": ("half.png", small.getvalue(), "image/png")}
+    r = client.post("/scan_page", files=scaled)
+    assert r.status_code == 400 and "pass --rescale" not in r.json()["error"], r.text
+    assert f"{half.width} × {half.height}" in r.json()["error"] and "rescale=true" in r.json()["error"]
+    r = client.post("/scan_page", files=scaled, data={"rescale": "true"})
+    assert r.status_code == 200 and r.json()["n"] == len(letters), r.text
+    r = client.post("/scan_page", files=scaled, data={"rescale": "maybe"})
+    assert r.status_code == 400 and "expected true or false" in r.json()["error"]
 
 
 SEND_FOREVER = """import sys, httpx
