@@ -49,7 +49,7 @@ def test_generate_evaluate_scores_a_trained_model_above_an_untrained_one(
     def evaluate(model, name):
         out = tmp_path / name / "generation.json"
         args = ["generate", "--evaluate", "--ckpt", str(model), "--baseline", str(baseline)]
-        assert main([*args, "--data", str(train_corpus), "--out", str(out), "--per-class", "3"]) == 0
+        assert main([*args, "--data", str(train_corpus), "--out", str(out), "--per-class", "2"]) == 0
         assert (out.parent / "generation_steps256.png").is_file()
         return json.loads(out.read_text())
 
