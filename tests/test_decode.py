@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from bomb_png import png_header_only
 
 from glyphgate.core.image.decode import BadImage, load_gray
 
@@ -34,23 +35,6 @@ def test_a_bad_image_is_one_of_the_projects_errors():
     assert isinstance(e.value, RequestError) and "x.png" in str(e.value)
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares width x height (1-bit grey) and holds one row of data."""
-    import struct
-    import zlib
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_glyphgate_max_pixels_is_the_one_limit_and_pillow_never_warns():
     """Pillow's own limit (a warning at 89 Mpx, an error at 179 Mpx) never decides: 100 and
     180 Mpx headers pass the cap and fail only on their missing data; 300 Mpx is refused by ours."""
@@ -62,9 +46,9 @@ def test_glyphgate_max_pixels_is_the_one_limit_and_pillow_never_warns():
         warnings.simplefilter("always")
         for w, h in ((10_000, 10_000), (12_000, 15_000)):
             with pytest.raises(BadImage, match="damaged or truncated"):
-                load_gray(_png_header(w, h), "page.png", DEFAULT_MAX_PIXELS)
+                load_gray(png_header_only(w, h), "page.png", DEFAULT_MAX_PIXELS)
         with pytest.raises(BadImage) as refused:
-            load_gray(_png_header(20_000, 15_000), "huge.png", DEFAULT_MAX_PIXELS)
+            load_gray(png_header_only(20_000, 15_000), "huge.png", DEFAULT_MAX_PIXELS)
     assert str(refused.value) == (
         "huge.png: 20000 × 15000 = 300,000,000 pixels, more than GLYPHGATE_MAX_PIXELS=200000000 "
         "(refused before decoding)"

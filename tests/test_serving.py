@@ -6,13 +6,12 @@ import io
 import json
 import re
 import shutil
-import struct
 import time
-import zlib
 
 import httpx
 import numpy as np
 import pytest
+from bomb_png import png_header_only
 from live_server import Server
 from PIL import Image
 
@@ -26,26 +25,6 @@ def png_bytes(im: Image.Image, fmt: str = "PNG") -> bytes:
     buf = io.BytesIO()
     im.save(buf, format=fmt)
     return buf.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares width x height (1-bit grey) but carries one row of data: a bomb's shape."""
-
-    def chunk(kind, data):
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture(scope="module")
