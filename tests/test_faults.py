@@ -204,8 +204,11 @@ def test_a_killed_generator_answers_503_and_generation_comes_back(server, upload
 
         wait_for(ready, 90, step=0.5)
         # while it restarted (torch alone takes seconds to import), /readyz said so in seconds;
-        # BentoML alone held such a probe for its 600 s request timeout, then answered 500
-        assert probes[0][0] == 503 and all(s in (200, 503) and took < 10 for s, took, _ in probes), probes
+        # BentoML alone held such a probe for its 600 s request timeout, then answered 500. The
+        # first probe is usually a 503, but circus may respawn the generator within the probe's
+        # own wait (a fresh clone on a quiet machine: 200 after 5.0 s), so only "never hangs" and
+        # "a 503 says why" hold on every run.
+        assert all(s in (200, 503) and took < 10 for s, took, _ in probes), probes
         assert all("generator did not answer" in text for s, _, text in probes if s == 503), probes
         again = c.post("/generate", json={"n": 1, "steps": 2})
         assert again.status_code == 200 and again.headers["content-type"] == "image/png", again.text
