@@ -121,7 +121,13 @@ class RemoteScorer:
         """Grey crops cut from a page, sent as PNG: lossless for them, so the server's verdict is
         the one it gives the crop itself."""
         rows, _ = self([(n, _png(c)) for n, c in zip(names, crops)])
-        return rows, dict(zip(names, prepare_many([c.astype(np.float32) for c in crops])[:, None]))
+        # only flagged glyphs go on the contact sheet: the others are not prepared at all
+        flagged = {r["path"] for r in rows if r.get("is_ood")}
+        keep = [(n, c) for n, c in zip(names, crops) if n in flagged]
+        if not keep:
+            return rows, {}
+        x = prepare_many([c.astype(np.float32) for _, c in keep])
+        return rows, {n: x[i : i + 1] for i, (n, _) in enumerate(keep)}
 
 
 def scan(

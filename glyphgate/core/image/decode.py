@@ -29,6 +29,11 @@ SETTING = "GLYPHGATE_MAX_PIXELS"
 # refuse archive pages whatever GLYPHGATE_MAX_PIXELS says, and print its warning into the logs.
 # Every image glyphgate is given is opened by open_image (is_heavy reads only a header).
 Image.MAX_IMAGE_PIXELS = None
+# Pillow's own warnings about an image (corrupt EXIF, odd APNG chunks, palette transparency) say
+# nothing a user can act on and would land in the server log: ignored, by a filter installed once
+# at import (catch_warnings per image is not thread-safe, and the server decodes in threads; a
+# filter added per image costs every decode and resets the warning registries each time).
+warnings.filterwarnings("ignore", module=r"PIL\.", append=True)
 
 
 class BadImage(RequestError):
@@ -78,13 +83,6 @@ def is_heavy(data: bytes) -> bool:
     return w * h > HEAVY_PIXELS
 
 
-def _quiet_pillow() -> None:
-    """Pillow's own warnings about an image (corrupt EXIF, odd APNG chunks, palette transparency)
-    say nothing a user can act on and would land in the server log: ignored. A filter appended
-    once, not catch_warnings, which is not thread-safe and the server decodes in threads."""
-    warnings.filterwarnings("ignore", module=r"PIL\.", append=True)
-
-
 def too_many_pixels(name: str, size: tuple[int, int], max_pixels: int) -> str | None:
     """The refusal of an image of `size` (width, height) over the cap, or None when it fits."""
     w, h = size
@@ -108,7 +106,6 @@ def open_image(
     `error` naming `name`. `before_load(im)` sees the opened, not yet decoded image: it may refuse
     it (a GlyphgateError passes through) or ask for a reduced decode (Image.draft). Yields the
     loaded image."""
-    _quiet_pillow()
     try:
         im = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS)
         refusal = too_many_pixels(name, im.size, max_pixels)
