@@ -82,7 +82,7 @@ def check(args) -> int:
 
 def add_import_page_arguments(p):
     p.add_argument(
-        "pages", help="a PAGE-XML file, or a folder searched for PAGE-XML files (other XML is passed over)"
+        "pages", help="a PAGE-XML or ALTO file, or a folder searched for them (other XML is passed over)"
     )
     p.add_argument(
         "--out",

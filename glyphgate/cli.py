@@ -35,7 +35,7 @@ COMMANDS = {
     ("data", "import-page"): (
         "corpus.cli",
         "import_page",
-        "cut labelled glyphs, words, fragments and blanks from PAGE-XML pages",
+        "cut labelled glyphs, words, fragments and blanks from PAGE-XML or ALTO pages",
     ),
     ("train",): ("training.cli_train", "train", "train a JEM (or ebm / classifier baseline) with Lightning"),
     ("generate",): (

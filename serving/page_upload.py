@@ -1,4 +1,4 @@
-"""The server's /scan_page: one uploaded page image and its PAGE-XML -> a verdict per glyph."""
+"""The server's /scan_page: one uploaded page image and its PAGE-XML or ALTO -> a verdict per glyph."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ def scan_uploaded_page(
     crop: str = "box",
     rescale: bool = False,
 ) -> dict:
-    """The server's /scan_page: one uploaded page image and its PAGE-XML -> a verdict per glyph and
-    the annotated PAGE-XML, scored by the worker's own scorer (the crops never leave memory). An
-    image whose size is not the XML's is refused (400) unless `rescale` says it is a scaled copy."""
+    """The server's /scan_page: one uploaded page image and its PAGE-XML or ALTO (told apart by the
+    root element) -> a verdict per glyph and the annotated XML in the same format ("page_xml"),
+    scored by the worker's own scorer (the crops never leave memory). An image whose size is not
+    the XML's is refused (400) unless `rescale` says it is a scaled copy."""
     image_name, xml_name = names
     try:
         page = PageToScore.cut(xml_path, image_path, crop, max_pixels=max_pixels, rescale=rescale)

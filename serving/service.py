@@ -228,8 +228,8 @@ class Gate:
 
     @ENDPOINTS.api(Files("image"), Files("page"), rescale=True)
     def scan_page(self, image: Upload, page: Upload, ctx: bentoml.Context, rescale: bool = False) -> dict:
-        """A page image and its PAGE-XML (multipart fields image and page) -> a verdict per glyph, cut by the
-        PAGE coordinates (Glyph level, or words split into glyphs), and the PAGE-XML annotated with them."""
+        """A page image and its PAGE-XML or ALTO (multipart fields image and page) -> a verdict per glyph, cut by the
+        page's coordinates (Glyph level, or words split into glyphs), and the page annotated with them."""
         from serving.page_upload import scan_uploaded_page
 
         with tempfile.TemporaryDirectory(prefix="glyphgate-page-") as folder:

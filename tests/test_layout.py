@@ -7,7 +7,16 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("glyphgate.core", "glyphgate.scan", "glyphgate.cli", "corpus", "training", "calibration", "serving")
+PARTS = (
+    "glyphgate.core",
+    "glyphgate.scan",
+    "glyphgate.ocrd",
+    "glyphgate.cli",
+    "corpus",
+    "training",
+    "calibration",
+    "serving",
+)
 
 
 def part_of(module: str) -> str | None:
@@ -67,6 +76,7 @@ def test_the_steps_import_one_way():
     assert edges["calibration"] <= {"glyphgate.core", "corpus"}
     assert edges["serving"] <= {"glyphgate.core"}
     assert edges["glyphgate.scan"] <= {"glyphgate.core"}
+    assert edges["glyphgate.ocrd"] == {"glyphgate.core"}  # the processor is the core's scorer, no more
     importers_of_cli = [p for p, to in edges.items() if p and "glyphgate.cli" in to]  # None: __main__
     assert importers_of_cli == []
 

@@ -576,6 +576,34 @@ def test_scan_page_returns_a_verdict_per_glyph_and_the_annotated_page(client, tm
     assert r.status_code == 400 and "expected true or false" in r.json()["error"]
 
 
+def test_scan_page_takes_an_alto_page_as_it_takes_its_page_xml_twin(client, tmp_path):
+    """Placed before the big-image test, which must stay last (see its docstring)."""
+    from corpus.synth.page import render_page
+
+    png, page = render_page(tmp_path / "page", "p", glyph_level=False)
+    _, alto = render_page(tmp_path / "alto", "p", glyph_level=False, fmt="alto")
+    image = ("p.png", png.read_bytes(), "image/png")
+    got = {}
+    for name, xml in (("page", page), ("alto", alto)):
+        r = client.post(
+            "/scan_page", files={"image": image, "page": (f"{name}.xml", xml.read_bytes(), "text/xml")}
+        )
+        assert r.status_code == 200, r.text
+        got[name] = r.json()
+    verdicts = {
+        name: [(g["glyph"], g["text"], g["label"], round(g["energy"], 4)) for g in body["results"]]
+        for name, body in got.items()
+    }
+    assert verdicts["alto"] == verdicts["page"] and got["alto"]["n"] > 100
+    annotated = got["alto"]["page_xml"]
+    assert (
+        "alto/ns-v4#" in annotated[:200] and annotated.count('TYPE="glyphgate-verdict"') == got["alto"]["n"]
+    )
+    hostile = b'<?xml version="1.0"?><!DOCTYPE alto><alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"/>'
+    r = client.post("/scan_page", files={"image": image, "page": ("evil.xml", hostile, "text/xml")})
+    assert r.status_code == 400 and "evil.xml: not well-formed ALTO" in r.json()["error"], r.text
+
+
 SEND_FOREVER = """import sys, httpx
 data = open(sys.argv[2], "rb").read()
 with httpx.Client(base_url=sys.argv[1], timeout=120) as c:

@@ -10,7 +10,7 @@ from glyphgate.core.pages.cuts import add_page_arguments
 def add_scan_arguments(p):
     p.add_argument(
         "path",
-        help="folder (searched recursively) or ZIP file of scans; with --page, a PAGE-XML file or folder",
+        help="folder (searched recursively) or ZIP file of scans; with --page, a PAGE-XML or ALTO file or folder",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument(
@@ -54,7 +54,7 @@ def add_scan_arguments(p):
     p.add_argument(
         "--page",
         action="store_true",
-        help="PATH is PAGE-XML: cut every glyph by its coordinates (Glyph level, or words split into glyphs), "
+        help="PATH is PAGE-XML or ALTO: cut every glyph by its coordinates (Glyph level, or words split into glyphs), "
         "score it and write <page>.glyphgate.xml with the verdicts",
     )
     add_page_arguments(p, note="with --page: ")

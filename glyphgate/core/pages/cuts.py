@@ -1,4 +1,4 @@
-"""A PAGE-XML page cut into glyph crops, word by word: what the importer writes as training
+"""A PAGE-XML or ALTO page cut into glyph crops, word by word: what the importer writes as training
 data, and what `glyphgate scan --page` and the server's /scan_page score."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,26 @@ class WrongPageImage(DataError):
     def with_hint(self, hint: str) -> str:
         (w, h), (dw, dh) = self.size, self.declared
         return f"{self.image} is {w} × {h} but {self.xml}'s Page says {dw} × {dh}; {hint}"
+
+
+def transform_points(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """(K, 2) x, y points through a 3x3 affine transform."""
+    pts = np.asarray(pts, np.float64)
+    return pts @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+def transform_box(matrix: np.ndarray, box) -> tuple[int, int, int, int]:
+    """A (top, bottom, left, right) box through an affine transform: the box around its corners
+    (for a pure scaling, the box scaled; for a rotation, the rotated box's bounding box)."""
+    t, b, left, r = box
+    # rounded first: a scaling and its inverse must not turn 200 into 199.99999999 and floor it
+    corners = np.round(transform_points(matrix, [[left, t], [r, t], [left, b], [r, b]]), 6)
+    return (
+        int(np.floor(corners[:, 1].min())),
+        int(np.ceil(corners[:, 1].max())),
+        int(np.floor(corners[:, 0].min())),
+        int(np.ceil(corners[:, 0].max())),
+    )
 
 
 def split_word(gray: np.ndarray, word: Word, threshold: float) -> list[tuple[int, int, int, int]]:
@@ -147,9 +167,19 @@ class PageCuts:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         rescale: bool = False,
         accept_predictions: bool = False,
+        gray: np.ndarray | None = None,
+        to_image: np.ndarray | None = None,
+        glyphs_only: bool = False,
     ):
         self.page, self.crop, self.warnings, self.keep_unmatched = page, crop, warnings, keep_unmatched
+        self.glyphs_only = glyphs_only
         self.rescale, self.accept_predictions = rescale, accept_predictions
+        self.counts: Counter = Counter()
+        self.heights: list[int] = []
+        if gray is not None:  # an image a workflow derived (OCR-D): its own transform says where
+            self.image, self.gray = image, gray
+            self.to_image = np.eye(3) if to_image is None else np.asarray(to_image, np.float64)
+            return
         self.image = find_image(page, image)
         with open_image(
             self.image,
@@ -161,20 +191,21 @@ class PageCuts:
         ) as im:
             self.gray = gray8(im)
         h, w = self.gray.shape
-        if page.size and page.size != (h, w):
+        if page.size and page.size != (h, w) and page.units == "pixel":  # mm10 never is the image's size
             warnings.append(
                 f"image {w}x{h} differs from the XML's {page.size[1]}x{page.size[0]}; coordinates scaled"
             )
-        self.sy, self.sx = (h / page.size[0], w / page.size[1]) if page.size else (1.0, 1.0)
-        self.counts: Counter = Counter()
-        self.heights: list[int] = []
+        sy, sx = (h / page.size[0], w / page.size[1]) if page.size else (1.0, 1.0)
+        self.to_image = np.diag([sx, sy, 1.0])
 
     def _fit(self, im: Image.Image) -> None:
         """Before a pixel is decoded: refuse an image of the wrong size, and ask the decoder for
-        grey (a colour JPEG page then never exists in RGB), reduced when a larger copy is declared."""
+        grey (a colour JPEG page then never exists in RGB), reduced when a larger copy is declared.
+        An ALTO page measured in mm10 or inch1200 fits any image: its size says only how its
+        units meet the image's pixels."""
         w, h = im.size
         declared = self.page.size
-        if declared is None or declared == (h, w):
+        if declared is None or declared == (h, w) or self.page.units != "pixel":
             im.draft("L", None)
             return
         if not self.rescale:
@@ -182,12 +213,8 @@ class PageCuts:
         im.draft("L", (declared[1], declared[0]))
 
     def scale(self, b):
-        return (
-            int(b[0] * self.sy),
-            int(np.ceil(b[1] * self.sy)),
-            int(b[2] * self.sx),
-            int(np.ceil(b[3] * self.sx)),
-        )
+        """A box in the XML's coordinates -> the box in the image's pixels."""
+        return transform_box(self.to_image, b)
 
     def _labelled(self, glyphs: list[Glyph]) -> list[tuple[str, str, tuple]]:
         """(id, label, box) of a word's Glyph elements: the ground truth; with accept_predictions,
@@ -244,11 +271,14 @@ class PageCuts:
                 if not self._inside(wbox, f"Word {word.id}"):
                     counts["words outside"] += 1
                     continue
-                word.box, word.polygon = wbox, word.polygon * [self.sx, self.sy]
+                word.box, word.polygon = wbox, transform_points(self.to_image, word.polygon)
                 parts = self._labelled(word.glyphs)
                 glyph_level = bool(parts)
                 if glyph_level:
                     counts["words with glyph level"] += 1
+                elif self.glyphs_only:
+                    counts["words without glyphs (not split)"] += 1
+                    continue
                 else:
                     parts = self._split(word, thr)
                     if parts is None:
@@ -272,17 +302,16 @@ def scored_glyphs(words) -> list[tuple[WordCut, GlyphCut]]:
     return [(wc, g) for wc in words for g in wc.glyphs if g.crop is not None]
 
 
-def word_splits(glyphs: list[tuple[WordCut, GlyphCut]], scale: tuple[float, float]) -> dict[str, list]:
-    """Word id -> [(glyph id, box in the XML's pixels, text)] for the glyphs a word split made:
-    `annotate` writes them into the PAGE-XML as new Glyph elements. `scale` = (sy, sx), image
-    pixels per XML pixel: a scaled copy's boxes go back to the page's coordinates."""
-    sy, sx = scale
+def word_splits(glyphs: list[tuple[WordCut, GlyphCut]], to_image: np.ndarray) -> dict[str, list]:
+    """Word id -> [(glyph id, box in the XML's coordinates, text)] for the glyphs a word split
+    made: `annotate` writes them into the page as new Glyph elements. `to_image` maps the XML's
+    coordinates to the image's pixels (a scaled copy, an OCR-D derived image); its inverse takes
+    the boxes back to the page's coordinates."""
+    to_page = np.linalg.inv(to_image)
     split: dict[str, list] = {}
     for wc, g in glyphs:
         if not g.from_glyph_level:
-            t, b, left, r = g.box
-            box = (int(t / sy), int(np.ceil(b / sy)), int(left / sx), int(np.ceil(r / sx)))
-            split.setdefault(wc.word.id, []).append((g.id, box, g.text))
+            split.setdefault(wc.word.id, []).append((g.id, transform_box(to_page, g.box), g.text))
     return split
 
 
@@ -294,7 +323,8 @@ class PageToScore:
     xml: Path
     warnings: list[str]
     glyphs: list[tuple[WordCut, GlyphCut]]
-    scale: tuple[float, float] = (1.0, 1.0)  # (sy, sx): image pixels per XML pixel
+    to_image: np.ndarray = field(default_factory=lambda: np.eye(3))  # XML coordinates -> image pixels
+    data: bytes | None = None  # the XML itself, when it came from memory (an OCR-D page)
 
     @classmethod
     def cut(
@@ -304,14 +334,49 @@ class PageToScore:
         crop: str = "box",
         max_pixels: int = DEFAULT_MAX_PIXELS,
         rescale: bool = False,
+        glyphs_only: bool = False,
     ) -> "PageToScore":
         """`rescale`: the image is a scaled copy of the page (else a size that differs from the
-        XML's is refused, WrongPageImage); `max_pixels`: GLYPHGATE_MAX_PIXELS."""
+        XML's is refused, WrongPageImage); `max_pixels`: GLYPHGATE_MAX_PIXELS; `glyphs_only`: the
+        page's Glyph elements alone, no word split."""
         page, warnings = read_page(xml)
         cuts = PageCuts(
-            page, image, crop, warnings, keep_unmatched=True, max_pixels=max_pixels, rescale=rescale
+            page,
+            image,
+            crop,
+            warnings,
+            keep_unmatched=True,
+            max_pixels=max_pixels,
+            rescale=rescale,
+            glyphs_only=glyphs_only,
         )
-        return cls(Path(xml), warnings, scored_glyphs(cuts.words()), (cuts.sy, cuts.sx))
+        return cls(Path(xml), warnings, scored_glyphs(cuts.words()), cuts.to_image)
+
+    @classmethod
+    def from_memory(
+        cls,
+        name: str,
+        data: bytes,
+        gray: np.ndarray,
+        to_image: np.ndarray,
+        crop: str = "box",
+        glyphs_only: bool = False,
+    ) -> "PageToScore":
+        """A page whose XML and image a workflow holds (an OCR-D processor): `gray` is the image it
+        chose (the original or a derived one), `to_image` maps the XML's coordinates onto it;
+        `glyphs_only`: the page's Glyph elements alone, no word split."""
+        page, warnings = read_page(name, data)
+        cuts = PageCuts(
+            page,
+            None,
+            crop,
+            warnings,
+            keep_unmatched=True,
+            gray=gray,
+            to_image=to_image,
+            glyphs_only=glyphs_only,
+        )
+        return cls(Path(name), warnings, scored_glyphs(cuts.words()), cuts.to_image, data)
 
     @property
     def crops(self) -> list[np.ndarray]:
@@ -326,33 +391,34 @@ class PageToScore:
 
     def annotate(self, verdicts: dict[str, dict], out) -> None:
         """A copy of the XML with each scored glyph's verdict (glyph id -> verdict) to `out`."""
-        annotate(self.xml, verdicts, word_splits(self.glyphs, self.scale), out)
+        source = self.xml if self.data is None else self.data
+        annotate(source, verdicts, word_splits(self.glyphs, self.to_image), out)
 
 
 def is_page_xml(path: Path) -> bool:
-    """A cheap look for the PcGts root, so METS files and other XML in a workspace are passed over
-    (a damaged PAGE file is still read, and reported)."""
+    """A cheap look for a PcGts or alto root, so METS files and other XML in a workspace are
+    passed over (a damaged PAGE or ALTO file is still read, and reported)."""
     try:
         with open(path, "rb") as f:
             head = f.read(4096).decode("utf-8", "replace")
     except OSError:
         return False
-    return bool(re.search(r"<(?:\w+:)?PcGts\b", head))
+    return bool(re.search(r"<(?:\w+:)?(?:PcGts|alto)\b", head))
 
 
 def page_files(src: Path) -> list[Path]:
     if src.is_file():
         return [src]
     if not src.is_dir():
-        raise DataError(f"{src}: no such PAGE-XML file or folder")
+        raise DataError(f"{src}: no such PAGE-XML or ALTO file or folder")
     files = [p for p in sorted(src.rglob("*.xml")) if is_page_xml(p)]
     if not files:
-        raise DataError(f"{src}: no PAGE-XML files under it")
+        raise DataError(f"{src}: no PAGE-XML or ALTO files under it")
     return files
 
 
 def add_page_arguments(parser, note: str = "") -> None:
-    """--image, --crop and --rescale, the options of every command that cuts glyphs from PAGE-XML
+    """--image, --crop and --rescale, the options of every command that cuts glyphs from PAGE-XML or ALTO
     pages."""
     parser.add_argument(
         "--image",

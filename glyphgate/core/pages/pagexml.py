@@ -1,4 +1,6 @@
-"""PAGE-XML pages (2013-07-15 and 2019-07-15) -> labelled glyph crops, the archive's own format.
+"""PAGE-XML pages (2013-07-15 and 2019-07-15) -> labelled glyph crops, the archive's own format;
+ALTO pages (v2, v3, v4) are read into the same structure by glyphgate.core.pages.alto, chosen by
+the root element.
 
 A page is read into lines of words of glyphs, each with its polygon. Glyph-level `Coords` are
 used as they are; a word without glyphs is split into connected components of its ink, with
@@ -12,6 +14,7 @@ binarised stays binarised) and written by `import_pages` in the image-folder lay
 
 from __future__ import annotations
 
+import io
 import re
 import unicodedata
 import xml.etree.ElementTree as ET
@@ -24,6 +27,9 @@ from defusedxml import ElementTree as SafeET
 from glyphgate.core.errors import DataError
 
 PAGE_NS = re.compile(r"^\{(http://schema\.primaresearch\.org/PAGE/gts/pagecontent/\d{4}-\d{2}-\d{2})\}PcGts$")
+ALTO_NS = re.compile(r"^\{(http://www\.loc\.gov/standards/alto/ns-v([234])#)\}alto$")
+# Only to word a parse error: a file too broken to parse still says what it meant to be.
+ALTO_ROOT = re.compile(rb"<(?:\w+:)?alto\b")
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 # Transcriptions write the abbreviation stroke over a vowel as a tilde (OCR-D ground truth) or a
@@ -35,7 +41,9 @@ ABBREVIATIONS = {"ã": "ā", "ẽ": "ē", "ĩ": "ī", "õ": "ō", "ũ": "ū"}
 class Glyph:
     id: str
     text: str  # the ground truth ("" when the page has none); never a prediction
-    box: tuple[int, int, int, int]  # (top, bottom, left, right) in page pixels, exclusive ends
+    # (top, bottom, left, right) in the XML's units, exclusive ends: page pixels, or for an ALTO page
+    # in mm10 / inch1200 the measured rectangle as floats (scaled to the image's pixels when cut)
+    box: tuple[int, int, int, int]
     predicted: str | None = None  # glyphgate's label, on a page `scan --page` annotated
     flagged: bool = True  # whether that verdict was is_ood; no verdict counts as flagged
     ours: bool = False  # made by glyphgate's word split, not by the page's own segmentation
@@ -64,6 +72,7 @@ class Page:
     size: tuple[int, int] | None  # (height, width) the XML declares
     lines: list[Line]
     regions: list[tuple[int, int, int, int]]
+    units: str = "pixel"  # ALTO's MeasurementUnit: pixel, mm10 or inch1200 (PAGE: always pixel)
 
 
 def graphemes(text: str) -> list[str]:
@@ -177,18 +186,42 @@ def _glyph(el, ns: str, word_id: str) -> Glyph:
     )
 
 
-def read_page(xml: str | Path) -> tuple[Page, list[str]]:
-    """Parse one PAGE-XML file -> (page, warnings about elements it skipped)."""
+def parse(xml: str | Path, data: bytes | None = None) -> ET.ElementTree:
+    """The XML tree by the hardened parser (no DTD, no entities): of `data` when given (then `xml`
+    only names it in messages), else of the file `xml`."""
     xml = Path(xml)
     try:
-        root = SafeET.parse(str(xml)).getroot()
+        return SafeET.parse(io.BytesIO(data) if data is not None else str(xml), forbid_dtd=True)
     except FileNotFoundError:
         raise DataError(f"{xml}: file not found") from None
     except Exception as e:  # ParseError, defusedxml's DTD/entity refusals
-        raise DataError(f"{xml}: not well-formed PAGE-XML ({type(e).__name__}: {e})") from None
+        what = "ALTO" if ALTO_ROOT.search(_head(xml, data)) else "PAGE-XML"
+        raise DataError(f"{xml}: not well-formed {what} ({type(e).__name__}: {e})") from None
+
+
+def _head(xml: Path, data: bytes | None) -> bytes:
+    if data is not None:
+        return data[:4096]
+    try:
+        with open(xml, "rb") as f:
+            return f.read(4096)
+    except OSError:
+        return b""
+
+
+def read_page(xml: str | Path, data: bytes | None = None) -> tuple[Page, list[str]]:
+    """Parse one PAGE-XML or ALTO file (or its bytes `data`, named `xml`) -> (page, warnings about
+    elements it skipped). The root element says which it is."""
+    xml = Path(xml)
+    root = parse(xml, data).getroot()
+    alto = ALTO_NS.match(root.tag)
+    if alto:
+        from glyphgate.core.pages.alto import read_alto  # alto.py builds on this module's classes
+
+        return read_alto(root, alto.group(1), xml)
     m = PAGE_NS.match(root.tag)
     if not m:
-        raise DataError(f"{xml}: not a PAGE-XML file (root element {root.tag!r})")
+        raise DataError(f"{xml}: not a PAGE-XML or ALTO file (root element {root.tag!r})")
     ns = m.group(1)
     page_el = root.find(f"{{{ns}}}Page")
     if page_el is None:
@@ -248,7 +281,9 @@ def find_image(page: Page, image: str | Path | None = None) -> Path:
             )
         raise DataError(f"{page.xml}: image {image} not found")
     if not page.image_filename:
-        raise DataError(f"{page.xml}: no Page/@imageFilename; pass --image")
+        raise DataError(
+            f"{page.xml}: no Page/@imageFilename (ALTO: sourceImageInformation/fileName); pass --image"
+        )
     name = Path(page.image_filename)
     for base in (page.xml.parent, page.xml.parent.parent):
         for candidate in [base / name] + [(base / name).with_suffix(s) for s in IMAGE_SUFFIXES]:
@@ -257,13 +292,20 @@ def find_image(page: Page, image: str | Path | None = None) -> Path:
     raise DataError(f"{page.xml}: page image {page.image_filename} not found next to it; pass --image")
 
 
-def annotate(xml: Path, verdicts: dict[str, dict], split: dict[str, list], out) -> None:
-    """Write a copy of `xml` with each glyph's verdict to `out` (a path or a binary file);
-    `split` = word id -> [(glyph id, box in page pixels, text)] for glyphs that came from a word
-    split (they become new Glyph elements, marked as glyphgate's). What an earlier annotation wrote
-    is replaced, so annotating an annotated copy gives what annotating the page gives."""
-    tree = SafeET.parse(str(xml))
+def annotate(xml: Path | bytes, verdicts: dict[str, dict], split: dict[str, list], out) -> None:
+    """Write a copy of `xml` (a path, or the XML's bytes) with each glyph's verdict to `out` (a
+    path or a binary file); `split` = word id -> [(glyph id, box in the XML's units, text)] for
+    glyphs that came from a word split (they become new Glyph elements, marked as glyphgate's).
+    What an earlier annotation wrote is replaced, so annotating an annotated copy gives what
+    annotating the page gives. An ALTO page is annotated by glyphgate.core.pages.alto."""
+    tree = parse("page.xml", xml) if isinstance(xml, bytes) else parse(xml)
     root = tree.getroot()
+    alto = ALTO_NS.match(root.tag)
+    if alto:
+        from glyphgate.core.pages.alto import annotate_alto
+
+        annotate_alto(tree, alto.group(1), verdicts, split, out)
+        return
     ns = PAGE_NS.match(root.tag).group(1)
     ET.register_namespace("", ns)
     q = lambda tag: f"{{{ns}}}{tag}"  # noqa: E731
@@ -302,27 +344,40 @@ def _unmark(glyph_el, ns: str) -> None:
         glyph_el.attrib.pop("custom", None)
 
 
+def verdict_fields(v: dict | None) -> dict[str, str]:
+    """A verdict as the fields of glyphgate's block (none for no verdict)."""
+    if v is None:
+        return {}
+    return {
+        "label": v["label"],
+        "confidence": f"{v['confidence']:.4f}",
+        "energy": f"{v['energy']:.4f}",
+        "p_value": "" if v["p_value"] is None else format(v["p_value"], ".4f"),
+        "is_ood": str(v["is_ood"]).lower(),
+    }
+
+
+def our_block(fields: dict[str, str]) -> str:
+    """Fields as glyphgate's block, "glyphgate {label:a; is_ood:false;}": what `our_fields` reads."""
+    return "glyphgate {" + " ".join(f"{k}:{value};" for k, value in fields.items()) + "}"
+
+
 def _mark(glyph_el, ns: str, v: dict | None, source: str | None = None) -> None:
     """The verdict `v` (None: not scored) into the Glyph's @custom and a prediction TextEquiv."""
-    fields = {}
-    if v is not None:
-        p_value = "" if v["p_value"] is None else format(v["p_value"], ".4f")
-        fields = {
-            "label": v["label"],
-            "confidence": f"{v['confidence']:.4f}",
-            "energy": f"{v['energy']:.4f}",
-            "p_value": p_value,
-            "is_ood": str(v["is_ood"]).lower(),
-        }
+    fields = verdict_fields(v)
     if source:
         fields["source"] = source
     if not fields:
         return
-    block = "glyphgate {" + " ".join(f"{k}:{value};" for k, value in fields.items()) + "}"
+    block = our_block(fields)
     glyph_el.set("custom", (glyph_el.get("custom", "") + " " + block).strip())
     if v is None:
         return
     truth = _equivs(glyph_el, ns, predictions=False)
+    if truth and not any(e.get("index") for e in truth):
+        # OCR-D reads a Glyph's text as its lowest-indexed TextEquiv and passes over those without
+        # an index: the page's own text is made index 1 explicitly, so it stays the text
+        truth[0].set("index", "1")
     te = ET.Element(
         f"{{{ns}}}TextEquiv",
         {

@@ -89,12 +89,14 @@ class Scorer:
             )
         return out
 
-    def classify_crops(self, crops: list[np.ndarray]) -> tuple[list[dict], np.ndarray]:
+    def classify_crops(
+        self, crops: list[np.ndarray], alpha: float | None = None
+    ) -> tuple[list[dict], np.ndarray]:
         """Grey crops already in memory (cut from a page) -> (verdicts, the model inputs)."""
         from glyphgate.core.image.preprocess import prepare_many
 
         x = prepare_many([c.astype(np.float32) for c in crops])
-        return self.classify(x), x
+        return self.classify(x, alpha), x
 
     def _verdicts(self, logits: np.ndarray, energy: np.ndarray, alpha: float | None = None) -> list[dict]:
         """The default rule is the shipped threshold; with `alpha` a scan is flagged when its
