@@ -194,7 +194,7 @@ def test_outputs_validate_and_carry_the_processing_step(workspace):
         report = XsdPageValidator.validate(out.read_bytes())
         assert report.is_valid, (page, report.errors[:3])
         text = out.read_text(encoding="utf-8")
-        assert re.search(r'<pc:MetadataItem [^>]*value="ocrd-glyphgate-gate"', text), text[:1500]
+        assert re.search(r'<(pc:)?MetadataItem [^>]*value="ocrd-glyphgate-gate"', text), text[:1500]
     # the output file group (the input holds the broken page on purpose); the rendered pages carry
     # no resolution (a scan's TIFF would): the one check skipped
     report = _run(
@@ -317,3 +317,24 @@ def test_an_alto_input_file_gets_an_alto_copy_with_scan_pages_verdicts(workspace
             and v["is_ood"] == want[gid]["is_ood"].lower()
         )
     assert 'MIMETYPE="application/alto+xml"' in (ws / "mets.xml").read_text(encoding="utf-8")
+
+
+def test_process_page_pcgts_gives_what_the_cli_writes(workspace, monkeypatch):
+    """The v3 API's per-page entry (what OCR-D's processing workers call, in process), on the
+    page with a derived image: the verdicts the command wrote."""
+    from ocrd import Resolver
+    from ocrd_modelfactory import page_from_file
+    from ocrd_models.ocrd_page import to_xml
+
+    from glyphgate.ocrd.processor import GlyphgateGate
+
+    ws = workspace["ws"]
+    monkeypatch.chdir(ws)
+    monkeypatch.setenv("GLYPHGATE_ARTIFACTS", str(SHIPPED))
+    processor = GlyphgateGate(None, parameter={})
+    processor.workspace = Resolver().workspace_from_url(str(ws / "mets.xml"))
+    page = next(processor.workspace.mets.find_files(fileGrp="OCR-D-SEG", pageId="PHYS_0003"))
+    result = processor.process_page_pcgts(page_from_file(page), page_id="PHYS_0003")
+    out = ws.parent / "pcgts.xml"
+    out.write_text(to_xml(result.pcgts), encoding="utf-8")
+    assert _verdicts(out) == _verdicts(_output(ws, "OCR-D-GATE", "PHYS_0003")) != {}
