@@ -90,7 +90,7 @@ def scan_rows(out: Path) -> dict[tuple[str, str], dict]:
 
 
 def gate_verdicts(ws: Path) -> dict[tuple[str, str], dict]:
-    from glyphgate.core.pages.pagexml import our_fields
+    from glyphgate.core.pages.model import our_fields
 
     out = {}
     for xml in sorted((ws / "OCR-D-GATE").glob("*.xml")):

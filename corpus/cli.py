@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from glyphgate.core.errors import ConfigError, DataError
-from glyphgate.core.pages.cuts import add_page_arguments
+from glyphgate.core.pages.options import add_page_arguments
 
 
 def add_synth_arguments(p):

@@ -32,8 +32,9 @@ from tqdm import tqdm
 from glyphgate.core.errors import DataError
 from glyphgate.core.image.decode import DEFAULT_MAX_PIXELS
 from glyphgate.core.image.ink import CROPS
-from glyphgate.core.pages.cuts import PageCuts, cut, page_files
-from glyphgate.core.pages.pagexml import Page, class_of, read_page
+from glyphgate.core.pages.cuts import PageCuts, cut
+from glyphgate.core.pages.formats import page_files, read_page
+from glyphgate.core.pages.model import Page, class_of
 
 WORD_MIN_GLYPHS = 3
 # The fixed split of OCR-D-GT-VD-SBB by work (its test works are never trained or tuned on).

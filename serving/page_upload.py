@@ -7,7 +7,8 @@ from pathlib import Path
 
 from glyphgate.core.errors import DataError
 from glyphgate.core.image.decode import BadImage
-from glyphgate.core.pages.cuts import PageToScore, WrongPageImage
+from glyphgate.core.pages.cuts import WrongPageImage
+from glyphgate.core.pages.to_score import PageToScore
 from glyphgate.core.scoring.scorer import VERDICT
 
 RESCALE_FIELD_HINT = "send the form field rescale=true if the image is a scaled copy"

@@ -17,8 +17,9 @@ from PIL import Image
 from corpus.synth.page import DEFAULT_TEXT, render_page
 from glyphgate.cli import main
 from glyphgate.core.contract.artifacts import SHIPPED
-from glyphgate.core.pages.cuts import PageToScore, page_files
-from glyphgate.core.pages.pagexml import annotate, our_fields, read_page
+from glyphgate.core.pages.formats import annotate, page_files, read_page
+from glyphgate.core.pages.model import our_fields
+from glyphgate.core.pages.to_score import PageToScore
 
 # name -> render_page arguments; each is compared with the PAGE page of the same glyph level
 VARIANTS = {

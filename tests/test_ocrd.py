@@ -22,7 +22,7 @@ from ocrd_validators import XsdPageValidator  # noqa: E402
 
 from corpus.synth.page import render_page  # noqa: E402
 from glyphgate.cli import main  # noqa: E402
-from glyphgate.core.pages.pagexml import our_fields  # noqa: E402
+from glyphgate.core.pages.model import our_fields  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

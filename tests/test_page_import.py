@@ -13,7 +13,7 @@ from corpus.synth.faces import CLASSES
 from corpus.synth.page import DEFAULT_TEXT, render_page
 from glyphgate.cli import main
 from glyphgate.core.errors import RequestError
-from glyphgate.core.pages.pagexml import class_of, graphemes
+from glyphgate.core.pages.model import class_of, graphemes
 
 
 def _tree(root):
@@ -467,7 +467,7 @@ def test_a_scaled_copy_keeps_the_pages_coordinates_in_the_annotated_xml(tmp_path
 
 def test_a_larger_jpeg_copy_decodes_reduced_to_the_pages_size(tmp_path):
     from glyphgate.core.pages.cuts import PageCuts
-    from glyphgate.core.pages.pagexml import read_page
+    from glyphgate.core.pages.formats import read_page
 
     png, xml = render_page(tmp_path, "p1", lines=["der kunst"], glyph_level=False)
     with Image.open(png) as im:
@@ -535,7 +535,7 @@ def test_blank_squares_are_the_ones_a_pixel_mask_finds(tmp_path, monkeypatch):
     squares it picks are the ones a mask of every pixel under a region or line leaves free."""
     from corpus.page_import import BLANK_PER_PAGE, PageImporter
     from glyphgate.core.pages.cuts import PageCuts
-    from glyphgate.core.pages.pagexml import read_page
+    from glyphgate.core.pages.formats import read_page
 
     render_page(tmp_path, "p", lines=["der kunst", "und lere"])
     page, warnings = read_page(tmp_path / "p.xml")

@@ -18,8 +18,9 @@ from ocrd_utils import MIMETYPE_PAGE, config, make_file_id
 from glyphgate.core.contract.artifacts import load_calibration
 from glyphgate.core.contract.settings import load as load_settings
 from glyphgate.core.errors import DataError
-from glyphgate.core.pages.cuts import PageToScore
-from glyphgate.core.pages.pagexml import find_image, read_page
+from glyphgate.core.pages.formats import read_page
+from glyphgate.core.pages.model import find_image
+from glyphgate.core.pages.to_score import PageToScore
 from glyphgate.core.scoring.scorer import Scorer
 
 EXECUTABLE = "ocrd-glyphgate-gate"

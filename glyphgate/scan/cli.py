@@ -4,7 +4,7 @@ argument; 130/143 stopped by SIGINT/SIGTERM (finish with --resume)."""
 
 from __future__ import annotations
 
-from glyphgate.core.pages.cuts import add_page_arguments
+from glyphgate.core.pages.options import add_page_arguments
 
 
 def add_scan_arguments(p):

@@ -24,7 +24,8 @@ import numpy as np
 from glyphgate.core.contract.settings import load as load_settings
 from glyphgate.core.errors import ConfigError, DataError
 from glyphgate.core.image.preprocess import prepare_many
-from glyphgate.core.pages.cuts import PageToScore, page_files
+from glyphgate.core.pages.formats import page_files
+from glyphgate.core.pages.to_score import PageToScore
 from glyphgate.scan.folder import LocalScorer, RemoteScorer
 from glyphgate.scan.results import SHEET_MAX, ResultsFile, TopK, write_reports
 from glyphgate.scan.stop import StopBetweenChunks

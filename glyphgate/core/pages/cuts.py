@@ -3,10 +3,9 @@ data, and what `glyphgate scan --page` and the server's /scan_page score."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +14,14 @@ from scipy import ndimage
 
 from glyphgate.core.errors import DataError
 from glyphgate.core.image.decode import DEFAULT_MAX_PIXELS, gray8, open_image
-from glyphgate.core.image.ink import CROPS, convention_box, ink_mask, otsu
-from glyphgate.core.pages.pagexml import (
+from glyphgate.core.image.ink import convention_box, ink_mask, otsu
+from glyphgate.core.pages.model import (
     Glyph,
     Line,
     Page,
     Word,
-    annotate,
     find_image,
     graphemes,
-    read_page,
 )
 
 RESCALE_HINT = "pass --rescale if the image is a scaled copy"
@@ -295,146 +292,3 @@ class PageCuts:
                         counts["glyphs without ink"] += 1
                     glyphs.append(GlyphCut(gid, text or None, box, crop, glyph_level))
                 yield WordCut(line, word, wbox, lbox, thr, glyphs)
-
-
-def scored_glyphs(words) -> list[tuple[WordCut, GlyphCut]]:
-    """(word, glyph) for every glyph with ink to score, in page order."""
-    return [(wc, g) for wc in words for g in wc.glyphs if g.crop is not None]
-
-
-def word_splits(glyphs: list[tuple[WordCut, GlyphCut]], to_image: np.ndarray) -> dict[str, list]:
-    """Word id -> [(glyph id, box in the XML's coordinates, text)] for the glyphs a word split
-    made: `annotate` writes them into the page as new Glyph elements. `to_image` maps the XML's
-    coordinates to the image's pixels (a scaled copy, an OCR-D derived image); its inverse takes
-    the boxes back to the page's coordinates."""
-    to_page = np.linalg.inv(to_image)
-    split: dict[str, list] = {}
-    for wc, g in glyphs:
-        if not g.from_glyph_level:
-            split.setdefault(wc.word.id, []).append((g.id, transform_box(to_page, g.box), g.text))
-    return split
-
-
-@dataclass
-class PageToScore:
-    """A page cut for scanning (`scan --page`, /scan_page): every glyph with ink, the words'
-    unmatched splits kept unlabelled, and the way its verdicts go back into a copy of the XML."""
-
-    xml: Path
-    warnings: list[str]
-    glyphs: list[tuple[WordCut, GlyphCut]]
-    to_image: np.ndarray = field(default_factory=lambda: np.eye(3))  # XML coordinates -> image pixels
-    data: bytes | None = None  # the XML itself, when it came from memory (an OCR-D page)
-
-    @classmethod
-    def cut(
-        cls,
-        xml: Path,
-        image: Path | None,
-        crop: str = "box",
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        rescale: bool = False,
-        glyphs_only: bool = False,
-    ) -> "PageToScore":
-        """`rescale`: the image is a scaled copy of the page (else a size that differs from the
-        XML's is refused, WrongPageImage); `max_pixels`: GLYPHGATE_MAX_PIXELS; `glyphs_only`: the
-        page's Glyph elements alone, no word split."""
-        page, warnings = read_page(xml)
-        cuts = PageCuts(
-            page,
-            image,
-            crop,
-            warnings,
-            keep_unmatched=True,
-            max_pixels=max_pixels,
-            rescale=rescale,
-            glyphs_only=glyphs_only,
-        )
-        return cls(Path(xml), warnings, scored_glyphs(cuts.words()), cuts.to_image)
-
-    @classmethod
-    def from_memory(
-        cls,
-        name: str,
-        data: bytes,
-        gray: np.ndarray,
-        to_image: np.ndarray,
-        crop: str = "box",
-        glyphs_only: bool = False,
-    ) -> "PageToScore":
-        """A page whose XML and image a workflow holds (an OCR-D processor): `gray` is the image it
-        chose (the original or a derived one), `to_image` maps the XML's coordinates onto it;
-        `glyphs_only`: the page's Glyph elements alone, no word split."""
-        page, warnings = read_page(name, data)
-        cuts = PageCuts(
-            page,
-            None,
-            crop,
-            warnings,
-            keep_unmatched=True,
-            gray=gray,
-            to_image=to_image,
-            glyphs_only=glyphs_only,
-        )
-        return cls(Path(name), warnings, scored_glyphs(cuts.words()), cuts.to_image, data)
-
-    @property
-    def crops(self) -> list[np.ndarray]:
-        return [g.crop for _, g in self.glyphs]
-
-    def rows(self, verdicts: list[dict]) -> list[dict]:
-        """One row per glyph: its line, word, glyph id, transcription and box, then its verdict."""
-        return [
-            {"line": wc.line.id, "word": wc.word.id, "glyph": g.id, "text": g.text, "box": list(g.box), **v}
-            for (wc, g), v in zip(self.glyphs, verdicts)
-        ]
-
-    def annotate(self, verdicts: dict[str, dict], out) -> None:
-        """A copy of the XML with each scored glyph's verdict (glyph id -> verdict) to `out`."""
-        source = self.xml if self.data is None else self.data
-        annotate(source, verdicts, word_splits(self.glyphs, self.to_image), out)
-
-
-def is_page_xml(path: Path) -> bool:
-    """A cheap look for a PcGts or alto root, so METS files and other XML in a workspace are
-    passed over (a damaged PAGE or ALTO file is still read, and reported)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096).decode("utf-8", "replace")
-    except OSError:
-        return False
-    return bool(re.search(r"<(?:\w+:)?(?:PcGts|alto)\b", head))
-
-
-def page_files(src: Path) -> list[Path]:
-    if src.is_file():
-        return [src]
-    if not src.is_dir():
-        raise DataError(f"{src}: no such PAGE-XML or ALTO file or folder")
-    files = [p for p in sorted(src.rglob("*.xml")) if is_page_xml(p)]
-    if not files:
-        raise DataError(f"{src}: no PAGE-XML or ALTO files under it")
-    return files
-
-
-def add_page_arguments(parser, note: str = "") -> None:
-    """--image, --crop and --rescale, the options of every command that cuts glyphs from PAGE-XML or ALTO
-    pages."""
-    parser.add_argument(
-        "--image",
-        default=None,
-        help=f"{note}the page image, or a folder of page images matched by page number "
-        "(default: Page/@imageFilename next to the XML, any image suffix)",
-    )
-    parser.add_argument(
-        "--crop",
-        choices=CROPS,
-        default="box",
-        help=f"{note}tight: ink box; box: ink box + 15%% margin (default); line: the text line's height",
-    )
-    parser.add_argument(
-        "--rescale",
-        action="store_true",
-        help=f"{note}the page image is a scaled copy of the one the XML describes: scale the coordinates "
-        "to it (without it, an image whose size differs from Page/@imageWidth x @imageHeight is refused)",
-    )
