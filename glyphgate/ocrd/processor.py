@@ -19,7 +19,7 @@ from glyphgate.core.contract.artifacts import load_calibration
 from glyphgate.core.contract.settings import load as load_settings
 from glyphgate.core.errors import DataError
 from glyphgate.core.pages.formats import read_page
-from glyphgate.core.pages.model import find_image
+from glyphgate.core.pages.model import Page, find_image
 from glyphgate.core.pages.to_score import PageToScore
 from glyphgate.core.scoring.scorer import Scorer
 
@@ -130,18 +130,20 @@ class GlyphgateGate(Processor):
         return self._score(page, page_id, coords.get("features") or "original")
 
     def _gate_alto(self, xml: Path, page_id: str) -> bytes:
+        read = read_page(xml)
         page = PageToScore.cut(
             xml,
-            self._alto_image(xml, page_id),
+            self._alto_image(read[0], page_id),
             self.parameter["crop"],
             glyphs_only=self.parameter["level"] == "glyph",
+            read=read,
         )
         return self._score(page, page_id, "original")
 
-    def _alto_image(self, xml: Path, page_id: str) -> Path | None:
+    def _alto_image(self, page: Page, page_id: str) -> Path | None:
         """The ALTO's sourceImageInformation/fileName where it resolves, else the page's image in
         the METS (ALTO has no AlternativeImage)."""
-        page, _ = read_page(xml)
+        xml = page.xml
         try:
             return find_image(page)
         except DataError:

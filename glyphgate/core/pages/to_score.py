@@ -11,6 +11,7 @@ import numpy as np
 from glyphgate.core.image.decode import DEFAULT_MAX_PIXELS
 from glyphgate.core.pages.cuts import GlyphCut, PageCuts, WordCut, transform_box
 from glyphgate.core.pages.formats import annotate, read_page
+from glyphgate.core.pages.model import Page
 
 
 def scored_glyphs(words) -> list[tuple[WordCut, GlyphCut]]:
@@ -51,11 +52,13 @@ class PageToScore:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         rescale: bool = False,
         glyphs_only: bool = False,
+        read: tuple[Page, list[str]] | None = None,
     ) -> "PageToScore":
         """`rescale`: the image is a scaled copy of the page (else a size that differs from the
         XML's is refused, WrongPageImage); `max_pixels`: GLYPHGATE_MAX_PIXELS; `glyphs_only`: the
-        page's Glyph elements alone, no word split."""
-        page, warnings = read_page(xml)
+        page's Glyph elements alone, no word split; `read`: the page as read_page read it, when
+        the caller has (so it is not parsed twice)."""
+        page, warnings = read or read_page(xml)
         cuts = PageCuts(
             page,
             image,
