@@ -151,8 +151,9 @@ def _page(xml_lines, region, image_name: str, size, glyph_level: bool, namespace
 
 
 def _alto_number(value: float) -> str:
-    # Nine decimals: the mm10 rectangles must scale back onto the very pixels the PAGE names
-    return format(round(value, 9), ".9f").rstrip("0").rstrip(".")
+    # Two decimals, as ALTO writers commonly round: the rectangles still scale back onto the very
+    # pixels the PAGE names, since a page in mm10 is cut to the nearest pixel
+    return format(round(value, 2), ".2f").rstrip("0").rstrip(".")
 
 
 def _alto(xml_lines, region, image_name: str, size, glyph_level: bool, version: str, unit: str) -> str:

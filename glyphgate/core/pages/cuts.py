@@ -47,17 +47,20 @@ def transform_points(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return pts @ matrix[:2, :2].T + matrix[:2, 2]
 
 
-def transform_box(matrix: np.ndarray, box) -> tuple[int, int, int, int]:
+def transform_box(matrix: np.ndarray, box, nearest: bool = False) -> tuple[int, int, int, int]:
     """A (top, bottom, left, right) box through an affine transform: the box around its corners
-    (for a pure scaling, the box scaled; for a rotation, the rotated box's bounding box)."""
+    (for a pure scaling, the box scaled; for a rotation, the rotated box's bounding box), grown
+    outward to whole pixels, or with `nearest` to the nearest ones (a box measured in mm10 or
+    inch1200: its edges are pixel edges written in another unit, with the unit's rounding)."""
     t, b, left, r = box
     # rounded first: a scaling and its inverse must not turn 200 into 199.99999999 and floor it
     corners = np.round(transform_points(matrix, [[left, t], [r, t], [left, b], [r, b]]), 6)
+    low, high = (np.rint, np.rint) if nearest else (np.floor, np.ceil)
     return (
-        int(np.floor(corners[:, 1].min())),
-        int(np.ceil(corners[:, 1].max())),
-        int(np.floor(corners[:, 0].min())),
-        int(np.ceil(corners[:, 0].max())),
+        int(low(corners[:, 1].min())),
+        int(high(corners[:, 1].max())),
+        int(low(corners[:, 0].min())),
+        int(high(corners[:, 0].max())),
     )
 
 
@@ -211,7 +214,7 @@ class PageCuts:
 
     def scale(self, b):
         """A box in the XML's coordinates -> the box in the image's pixels."""
-        return transform_box(self.to_image, b)
+        return transform_box(self.to_image, b, nearest=self.page.units != "pixel")
 
     def _labelled(self, glyphs: list[Glyph]) -> list[tuple[str, str, tuple]]:
         """(id, label, box) of a word's Glyph elements: the ground truth; with accept_predictions,
