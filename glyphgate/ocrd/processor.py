@@ -41,7 +41,8 @@ class GlyphgateGate(Processor):
     PAGE's coordinates onto it), its glyphs cut as `glyphgate scan --page` cuts them and scored
     by the shipped scorer, and the PAGE file written to the output file group with each Glyph's
     verdict where `scan --page` writes it (a prediction TextEquiv and Glyph/@custom
-    "glyphgate {...}"). OCR-D adds the processing step as a MetadataItem. Page ranges,
+    "glyphgate {...}") and the processing step as a MetadataItem, as OCR-D's own base class
+    writes it (`add_metadata`). Page ranges,
     OCRD_MAX_PARALLEL_PAGES and the existing-/missing-output policies are OCR-D's own: a page
     that fails (an unreadable image, a broken XML) is logged and skipped while the others go on
     (OCRD_MISSING_OUTPUT=SKIP, the default; OCRD_MAX_MISSING_OUTPUTS caps the share that may fail).

@@ -96,7 +96,7 @@ def scan_pages(args, score) -> int:
         crop=args.crop,
         resume=args.resume,
         overwrite=args.overwrite,
-        rescale=getattr(args, "rescale", False),
+        rescale=args.rescale,
     )
     if not summary["complete"]:
         return stopped(summary, "pages", args.out)

@@ -60,9 +60,7 @@ class PageCutter:
     def __call__(self, xml: Path) -> PageToScore:
         image = self.image
         one = image if image is None or Path(image).is_dir() or len(self.files) == 1 else None
-        # Passed only when asked for, so this works with a cut() that does not know it yet.
-        extra = {"rescale": True} if self.rescale else {}
-        return PageToScore.cut(xml, one, self.crop, max_pixels=self.max_pixels, **extra)
+        return PageToScore.cut(xml, one, self.crop, max_pixels=self.max_pixels, rescale=self.rescale)
 
     def arrays(self, entries: list) -> dict[str, np.ndarray]:
         """The sheet's glyphs of pages scored by an earlier, resumed run: those pages cut again."""
