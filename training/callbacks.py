@@ -1,14 +1,16 @@
 """What a training run observes and writes, kept out of the objective (JEMModule): sample grids
-of the replay buffer, and where to resume after a divergence."""
+of the replay buffer, where to resume after a divergence, and what every rank of a run held."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 
 from glyphgate.core.errors import DivergenceError
 from glyphgate.core.image.grid import save_grid
+from training.checkpoint import state_sha256
 
 
 class SampleGrids(pl.Callback):
@@ -19,7 +21,8 @@ class SampleGrids(pl.Callback):
         self.folder = Path(folder)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
-        if trainer.sanity_checking or pl_module.cfg.mode == "classifier":
+        # one grid per epoch: under DDP rank 0's buffer, drawn by rank 0 alone
+        if trainer.sanity_checking or pl_module.cfg.mode == "classifier" or not trainer.is_global_zero:
             return
         save_grid(
             pl_module.buffer.chains[0, :64].cpu(),
@@ -45,3 +48,36 @@ class DivergenceGuard(pl.Callback):
         kept = str(max(written, key=lambda p: p.stat().st_mtime)) if written else ""
         where = f"the last good checkpoint is {kept}" if kept else "no checkpoint had been written yet"
         exception.args = (f"{exception.args[0]}; {where}. Lower lr or sgld_step_size, or raise l2_alpha.",)
+
+
+class RankRecord(pl.Callback):
+    """What each process of the run started from and ended with, gathered for rank 0's
+    metrics.json: its step counts, and hashes of its weights, informative init and replay
+    buffer. Under DDP the weights and the init must hash alike on every rank (one model) and the
+    buffers must not (each rank its own chains); after a resume the buffers' start hashes are
+    those of the chains the checkpoint kept for each rank."""
+
+    def __init__(self):
+        self.ranks: list[dict] = []
+        self._start: dict = {}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
+        self._start = {
+            "start_step": trainer.global_step,
+            "buffer_sha256_start": state_sha256({"chains": pl_module.buffer.chains}),
+        }
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
+        mine = {
+            "rank": trainer.global_rank,
+            **self._start,
+            "end_step": trainer.global_step,
+            "net_sha256": state_sha256(pl_module.net.state_dict()),
+            "init_sha256": state_sha256(pl_module.init.state_dict()),
+            "buffer_sha256_end": state_sha256({"chains": pl_module.buffer.chains}),
+        }
+        self.ranks = [mine]
+        if trainer.world_size > 1:
+            gathered: list = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, mine)
+            self.ranks = sorted(gathered, key=lambda r: r["rank"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from glyphgate.core.errors import ConfigError
 from glyphgate.core.model.modes import MODES
-from training.config import TrainConfig
+from training.config import STRATEGIES, TrainConfig
 
 
 def add_train_arguments(p):
@@ -36,7 +36,25 @@ def add_train_arguments(p):
     )
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--config", default=None, help="JSON file of TrainConfig settings; flags override it")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from RUN_DIR/checkpoints/last.ckpt (give --devices/--strategy again for DDP)",
+    )
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes (CPU cores or GPUs) to train on, each on a shard of every epoch (default 1)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=None,
+        help="auto (default: one process, or ddp for --devices > 1) or ddp (Lightning starts one "
+        "process per device by re-running this command; gloo on CPU, NCCL on GPUs)",
+    )
 
 
 def train(args) -> int:
@@ -47,6 +65,8 @@ def train(args) -> int:
         "max_epochs": args.max_epochs,
         "real_dir": args.real,
         "init_from": args.init,
+        "devices": args.devices,
+        "strategy": args.strategy,
     }
     if args.config:
         cfg = TrainConfig.from_file(args.config, **overrides)
@@ -54,6 +74,8 @@ def train(args) -> int:
         cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     t0 = time.perf_counter()
     metrics = run_training(args.data, args.out, cfg, resume=args.resume)
+    if metrics is None:  # another rank of a DDP run: rank 0 reports
+        return 0
     print(f"trained in {time.perf_counter() - t0:.0f} s -> {Path(args.out) / 'checkpoints'}")
     print(json.dumps(metrics, indent=2))
     return 0

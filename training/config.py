@@ -9,6 +9,13 @@ from pathlib import Path
 from glyphgate.core.errors import ConfigError, DataError
 from glyphgate.core.model.modes import MODES
 
+# Lightning's names for the strategies a run is tested under (tests/test_ddp.py). "ddp" re-runs
+# `glyphgate train` once per extra rank, so every rank is a process of the same command; under
+# "ddp_spawn" the launching process is none of the ranks and what they held (metrics.json's
+# per-rank record) never reaches it, and sharded strategies (FSDP, DeepSpeed) would split the
+# per-rank replay buffer the checkpoint keeps.
+STRATEGIES = ("auto", "ddp")
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -104,6 +111,12 @@ class TrainConfig:
     ood_val_set: str = "ood_tb"
     divergence_limit: float = 1e4  # |energy| beyond this stops the run
     accelerator: str = "auto"
+    # processes on this machine (`glyphgate train --devices N`): each takes a shard of every epoch
+    # and keeps its own replay buffer; DDP averages the gradients, so the weights stay one model
+    devices: int = 1
+    # how the processes run: "auto" (one process, or DDP for devices > 1) or "ddp" (Lightning
+    # re-runs the command once per extra rank; gloo on CPU, NCCL on GPUs)
+    strategy: str = "auto"
     # torch's deterministic algorithms: same seed, same weights (the tests' tiny runs use it; a
     # long run leaves it off, since some CUDA kernels have no deterministic form)
     deterministic: bool = False
@@ -122,6 +135,10 @@ class TrainConfig:
             raise ConfigError(f"sam_rho {self.sam_rho}: expected a radius >= 0")
         if self.init not in ("informative", "noise"):
             raise ConfigError(f"init {self.init!r}: expected 'informative' or 'noise'")
+        if self.devices < 1:
+            raise ConfigError(f"devices {self.devices}: expected 1 or more processes")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":

@@ -15,6 +15,7 @@ from glyphgate.core.errors import DivergenceError
 from glyphgate.core.model.modes import JOINT
 from glyphgate.core.model.net import EnergyCNN
 from glyphgate.core.model.sampler import InformativeInit, SGLDSampler
+from training.checkpoint import restore_rank_chains, store_rank_chains
 from training.config import TrainConfig
 from training.replay import ReplayBuffer
 
@@ -34,6 +35,11 @@ def mix_for_init(x, y, xr, yr, share: float, seed: int) -> tuple[torch.Tensor, t
     n = min(len(xr), int(len(x) * share / (1 - share)))
     pick = torch.randperm(len(xr), generator=torch.Generator().manual_seed(seed))[:n]
     return torch.cat([x, xr[pick]]), torch.cat([y, yr[pick]])
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """A seed of its own for every (run seed, rank) pair."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
 class JEMModule(pl.LightningModule):
@@ -62,12 +68,10 @@ class JEMModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None)
-        if (
-            stage == "fit"
-            and dm is not None
-            and not bool(self.init.fitted)
-            and self.cfg.init == "informative"
-        ):
+        if stage != "fit":
+            return
+        fitted_now = False
+        if dm is not None and not bool(self.init.fitted) and self.cfg.init == "informative":
             x, y = dm.data.splits["train"]
             share = self.cfg.init_real_share
             if "train" in dm.real and share > 0:
@@ -76,10 +80,34 @@ class JEMModule(pl.LightningModule):
                 # synthetic glyphs' energy up and real ones' down (3.3 nats apart at the median
                 # after 6 epochs, against 0.9 with the real glyphs at their training share).
                 x, y = mix_for_init(x, y, *dm.real["train"], share, self.cfg.seed)
+            # Fitted before the ranks' random streams part, so every rank holds the same init
+            # (the one the checkpoint and the export keep).
             self.init.fit(x, y)
-            # Start every chain from the informative init, as JEM++ does.
+            fitted_now = True
+        if self.trainer.world_size > 1:
+            # pl.seed_everything gave every rank the same stream: the chains, their SGLD noise
+            # and restarts would repeat each other's. One stream per (seed, rank) from here on.
+            torch.manual_seed(rank_seed(self.cfg.seed, self.global_rank))
+            self.start_chains()
+        elif fitted_now:
+            self.start_chains()
+
+    def start_chains(self) -> None:
+        """Every chain from the informative init, as JEM++ does (from uniform noise without one)."""
+        if self.cfg.init == "informative" and bool(self.init.fitted):
             labels = torch.randint(0, self.hparams.num_classes, (self.buffer.capacity,))
             self.buffer.chains[0] = self.init.sample(labels)
+        else:
+            self.buffer.chains.uniform_(-1, 1)
+
+    # -- the checkpoint carries every rank's chains (training/checkpoint.py says why) --------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self._trainer is not None and self.trainer.world_size > 1:
+            # every rank saves (Lightning writes rank 0's file), so all of them take part
+            store_rank_chains(checkpoint, self.all_gather(self.buffer.chains))
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        restore_rank_chains(checkpoint, self.global_rank, self.buffer.chains)
 
     # -- Eq. 7 -------------------------------------------------------------------------------
     def px_step(self, x: torch.Tensor, fake: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
@@ -224,10 +252,9 @@ class JEMModule(pl.LightningModule):
         energy = -torch.logsumexp(logits, 1)  # with one output (ebm) this is just -logit
         self._val_energy[dataloader_idx].append(energy.detach().cpu())
         if dataloader_idx == 0 and self.cfg.mode != "ebm":
-            self.log(
-                "val/acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, add_dataloader_idx=False
-            )
-            self.log("val/ce", F.cross_entropy(logits, y), add_dataloader_idx=False)
+            acc = (logits.argmax(1) == y).float().mean()
+            self.log("val/acc", acc, prog_bar=True, add_dataloader_idx=False, sync_dist=True)
+            self.log("val/ce", F.cross_entropy(logits, y), add_dataloader_idx=False, sync_dist=True)
 
     @torch.no_grad()
     def energies(self, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
@@ -238,17 +265,22 @@ class JEMModule(pl.LightningModule):
         e_val, e_ood = (torch.cat(v) if v else torch.empty(0) for v in self._val_energy.values())
         for v in self._val_energy.values():
             v.clear()
+        if self.trainer.world_size > 1:
+            # each rank scored its shard of both sets (equal shards: the distributed sampler
+            # pads them), and an AUROC ranks them all together
+            e_val, e_ood = (self.all_gather(e.to(self.device)).flatten().cpu() for e in (e_val, e_ood))
         if len(e_val) == 0:
             return
-        self.log("val/energy_real", e_val.mean())
-        self.log("val/energy_buffer", self.energies(self.buffer.chains[0, :256]).mean())
+        self.log("val/energy_real", e_val.mean(), sync_dist=True)
+        buffer_energy = self.energies(self.buffer.chains[0, :256]).mean()
+        self.log("val/energy_buffer", buffer_energy, sync_dist=True)  # mean over the ranks' buffers
         auroc = energy_auroc(e_val, e_ood, nan_as=0.0) if len(e_ood) else float("nan")
-        self.log("val/auroc", auroc, prog_bar=True)
+        self.log("val/auroc", auroc, prog_bar=True, sync_dist=True)
 
     def test_step(self, batch, batch_idx):
         x, y = batch
         if self.cfg.mode != "ebm":
-            self.log("test/acc", (self.net.get_logits(x).argmax(1) == y).float().mean())
+            self.log("test/acc", (self.net.get_logits(x).argmax(1) == y).float().mean(), sync_dist=True)
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from corpus.load import GlyphData
-from glyphgate.core.errors import DataError
-from training.callbacks import DivergenceGuard, SampleGrids
+from glyphgate.core.errors import ConfigError, DataError
+from training.callbacks import DivergenceGuard, RankRecord, SampleGrids
 from training.config import TrainConfig
 from training.datamodule import GlyphDataModule
 from training.module import JEMModule, energy_auroc
+
+# what a resume takes from its command line rather than from the run's config.json: how long, and
+# on how many processes (a run started on two may go on on one, and the other way round)
+PER_INVOCATION = ("max_epochs", "devices", "strategy")
 
 
 def energy_aurocs(module: JEMModule, data: GlyphData) -> dict[str, float]:
@@ -25,7 +34,9 @@ def energy_aurocs(module: JEMModule, data: GlyphData) -> dict[str, float]:
     return {name: energy_auroc(e_id, module.energies(x)) for name, x in data.ood.items()}
 
 
-def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = False) -> dict:
+def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = False) -> dict | None:
+    """Train, evaluate the best and the last checkpoint, write metrics.json; returns the metrics
+    on rank 0 and None on the other ranks of a DDP run."""
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
@@ -33,9 +44,12 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
         raise DataError(f"{last}: nothing to resume")
     if resume:
         saved = TrainConfig.from_file(out / "config.json")
-        cfg = TrainConfig(**{**saved.__dict__, "max_epochs": cfg.max_epochs})
+        cfg = TrainConfig(**{**saved.__dict__, **{k: getattr(cfg, k) for k in PER_INVOCATION}})
     out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.json")
+    # Under "ddp" every rank runs this whole command (Lightning re-runs it per extra rank), so
+    # what the run writes outside the Trainer is written by rank 0 alone.
+    if rank_zero_only.rank == 0:
+        cfg.save(out / "config.json")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     start = None
@@ -70,18 +84,19 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
     latest = ModelCheckpoint(
         dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
     )
-    trainer = pl.Trainer(
+    record = RankRecord()
+    trainer = trainer_for(
+        cfg,
         default_root_dir=out,
         max_epochs=cfg.max_epochs,
         max_time=cfg.max_time,
-        accelerator=cfg.accelerator,
-        devices=1,
         logger=CSVLogger(out, name="logs"),
         callbacks=[
             checkpoint,
             latest,
             SampleGrids(out / "samples"),
             DivergenceGuard(),
+            record,
             TQDMProgressBar(refresh_rate=20),
         ],
         log_every_n_steps=20,
@@ -94,30 +109,77 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
     fit_s = time.perf_counter() - t0
+    if not trainer.is_global_zero:
+        return None  # rank 0 evaluates the checkpoints it wrote and reports the run
 
     best = checkpoint.best_model_path or str(last)
     metrics = {
         "mode": cfg.mode,
         "epochs": trainer.current_epoch,
         "fit_wall_s": fit_s,
-        **evaluate(trainer, dm, best),
+        "distributed": {
+            "world_size": trainer.world_size,
+            "strategy": type(trainer.strategy).__name__,
+            "ranks": record.ranks,
+        },
+        **evaluate(dm, best),
     }
-    metrics["last"] = evaluate(trainer, dm, str(last))
+    metrics["last"] = evaluate(dm, str(last))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
 
 
-def evaluate(trainer: pl.Trainer, dm: GlyphDataModule, ckpt: str) -> dict:
+def trainer_for(cfg: TrainConfig, **settings) -> pl.Trainer:
+    """The Trainer on cfg's accelerator, devices and strategy; Lightning's refusal of a
+    combination (more GPUs than the machine has, no GPU at all) as a one-line error."""
+    try:
+        return pl.Trainer(
+            accelerator=cfg.accelerator, devices=cfg.devices, strategy=lightning_strategy(cfg), **settings
+        )
+    except MisconfigurationException as e:
+        raise ConfigError(
+            f"accelerator {cfg.accelerator!r}, devices {cfg.devices}, strategy {cfg.strategy!r}: {e}"
+        ) from None
+
+
+def lightning_strategy(cfg: TrainConfig) -> str | DDPStrategy:
+    """Lightning's strategy for this run. Its DDP leaves module buffers alone: by default DDP
+    copies rank 0's buffers to every rank before each forward pass, which would overwrite every
+    rank's replay buffer with rank 0's (the weights are still broadcast once at the start)."""
+    if cfg.devices == 1 and cfg.strategy == "auto":
+        return "auto"
+    # torch 2.14 deprecates the flag, but its successor (forward_sync_buffers=False) still copies
+    # rank 0's buffers once at the start, and its warning says to keep this one for rank-local
+    # buffers, so the warning says nothing a user can act on
+    warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
+    # Lightning's all_gather (the validation energies, the checkpoint's chains) still calls a
+    # function torch 2.14 deprecates: a warning per call, six an epoch, none of them ours to fix
+    warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_gather is deprecated")
+    return DDPStrategy(broadcast_buffers=False)
+
+
+def accuracy_on(module: JEMModule, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
+    """Share of x classified as y, on this process alone (the ranks of a finished DDP run have
+    stopped taking part, so no Trainer loop)."""
+    with torch.no_grad():
+        hits = sum(
+            int((module.net.get_logits(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum())
+            for i in range(0, len(x), batch)
+        )
+    return hits / max(1, len(x))
+
+
+def evaluate(dm: GlyphDataModule, ckpt: str) -> dict:
     """Test accuracy and energy AUROC per OOD set (and the far minimum / near mean) of one checkpoint."""
     module = JEMModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
-    test = trainer.test(module, datamodule=dm, verbose=False)[0] if module.cfg.mode != "ebm" else {}
+    test_acc = accuracy_on(module, *dm.data.splits["test"]) if module.cfg.mode != "ebm" else None
     aurocs = energy_aurocs(module, dm.data)
     kinds = dm.data.ood_kind
     far = [v for k, v in aurocs.items() if kinds.get(k) == "far"]
     near = [v for k, v in aurocs.items() if kinds.get(k) == "near"]
     return {
         "checkpoint": ckpt,
-        "test_acc": test.get("test/acc"),
+        "test_acc": test_acc,
         "energy_auroc": aurocs,
         "energy_auroc_far_min": min(far) if far else None,
         "energy_auroc_near_mean": float(np.mean(near)) if near else None,

@@ -58,6 +58,31 @@ def add_scan_arguments(p):
         "score it and write <page>.glyphgate.xml with the verdicts",
     )
     add_page_arguments(p, note="with --page: ")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that read and decode the files while ONNX Runtime scores (default: one per core "
+        "for a local scan of more than one batch; 0: decode in the scan's own process)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this machine's cores; ray: a Ray Data pipeline (decode tasks, an actor pool of ONNX "
+        "Runtime sessions, Parquet/CSV shards in OUT/shards) on a local Ray runtime or --address (pip install '.[ray]')",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="with --engine ray: an existing Ray cluster (e.g. ray://head:10001 or auto); every node must see PATH",
+    )
+    p.add_argument(
+        "--shards",
+        choices=("parquet", "csv"),
+        default="parquet",
+        help="with --engine ray: the format of the shards the workers write (default parquet)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.epilog = (
         "Exit status: 0 every file scored and nothing flagged; 1 something flagged or unreadable; "
@@ -73,14 +98,24 @@ def scan(args) -> int:
     from glyphgate.core.errors import ConfigError
     from glyphgate.scan.folder import open_scorer
 
+    if args.workers is not None and not 0 <= args.workers <= 256:
+        raise ConfigError(f"--workers {args.workers}: expected 0..256")
     if not 1 <= args.batch <= 4096:
         raise ConfigError(f"--batch {args.batch}: expected 1..4096")
     if args.fdr is not None and not 0 < args.fdr < 1:
         raise ConfigError(f"--fdr {args.fdr}: expected a value strictly between 0 and 1")
     if args.page and args.fdr is not None:
         raise ConfigError("--fdr applies to folders of scans, not yet to --page")
+    if args.engine == "ray" and (args.page or args.url):
+        raise ConfigError(
+            "--engine ray scores folders, ZIPs and manifests with a local model (not --page or --url)"
+        )
+    if args.engine == "local" and args.address:
+        raise ConfigError("--address needs --engine ray")
     # Pages and folders are scored the same way: locally or through a server.
     settings = load_settings()
+    if args.engine == "ray":
+        return scan_folder(args, None, artifacts=args.artifacts or settings.artifacts)
     score = open_scorer(args.artifacts or settings.artifacts, args.url, settings.api_token)
     return (scan_pages if args.page else scan_folder)(args, score)
 
@@ -107,20 +142,32 @@ def scan_pages(args, score) -> int:
     return 1 if summary["flagged"] or summary["errors"] or summary["unreadable"] else 0
 
 
-def scan_folder(args, score) -> int:
+def scan_folder(args, score, artifacts=None) -> int:
     from glyphgate.core.errors import DataError
-    from glyphgate.scan.folder import scan as run
 
-    summary = run(
-        args.path,
-        args.out,
-        score,
+    common = dict(
         batch=args.batch,
         progress=not args.no_progress,
         fdr=args.fdr,
         resume=args.resume,
         overwrite=args.overwrite,
     )
+    if score is None:
+        from glyphgate.scan.ray_engine import scan_with_ray
+
+        summary = scan_with_ray(
+            args.path,
+            args.out,
+            artifacts,
+            workers=args.workers,
+            address=args.address,
+            shard_format=args.shards,
+            **common,
+        )
+    else:
+        from glyphgate.scan.folder import scan as run
+
+        summary = run(args.path, args.out, score, workers=args.workers, **common)
     if not summary["complete"]:
         return stopped(summary, "files", args.out)
     if not summary["scored"]:

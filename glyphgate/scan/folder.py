@@ -8,6 +8,7 @@ results.csv already holds. SIGINT/SIGTERM stop it after the chunk in flight."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import time
@@ -24,6 +25,7 @@ from glyphgate.core.errors import DataError, GlyphgateError
 from glyphgate.core.image.decode import decode, decode_many
 from glyphgate.core.image.preprocess import prepare_many
 from glyphgate.core.scoring.scorer import VERDICT
+from glyphgate.scan.decode_pool import Decoded, Decoder, default_workers
 from glyphgate.scan.results import SHEET_MAX, ResultsFile, TopK, write_reports
 from glyphgate.scan.sources import Source
 from glyphgate.scan.stop import StopBetweenChunks
@@ -74,11 +76,15 @@ class LocalScorer:
 
     def __call__(self, batch: list[tuple[str, bytes]]) -> tuple[list[dict], dict[str, np.ndarray]]:
         x, ok, errors = decode_many(batch, self.max_pixels)
-        rows = [{"path": e["file"], "error": e["error"]} for e in errors]
-        arrays = {batch[i][0]: x[j : j + 1] for j, i in enumerate(ok)}
-        if ok:
-            for i, r in zip(ok, self.scorer.classify(x)):
-                rows.append({"path": batch[i][0], **{k: r[k] for k in VERDICT}})
+        return self.decoded(Decoded([batch[i][0] for i in ok], x, {e["file"]: e["error"] for e in errors}))
+
+    def decoded(self, chunk: Decoded) -> tuple[list[dict], dict[str, np.ndarray]]:
+        """Rows for a chunk decoded already (by the scan's worker processes)."""
+        rows = [{"path": name, "error": error} for name, error in chunk.errors.items()]
+        arrays = {name: chunk.x[j : j + 1] for j, name in enumerate(chunk.names)}
+        if chunk.names:
+            for name, r in zip(chunk.names, self.scorer.classify(chunk.x)):
+                rows.append({"path": name, **{k: r[k] for k in VERDICT}})
         return rows, arrays
 
     def crops(self, names: list[str], crops: list[np.ndarray]) -> tuple[list[dict], dict[str, np.ndarray]]:
@@ -139,8 +145,10 @@ def scan(
     fdr: float | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    workers: int | None = None,
 ) -> dict:
-    """Score every file of `path` into `out`; the summary says whether it finished ("complete")."""
+    """Score every file of `path` into `out`; the summary says whether it finished ("complete").
+    A local scan decodes in `workers` processes (default: one per core; 0: in this one)."""
     path, out = Path(path), Path(out)
     settings = load_settings()
     with Source(path, settings) as source:
@@ -152,10 +160,13 @@ def scan(
         seen = TopK(SHEET_MAX)
         t0 = time.perf_counter()
         scanned = 0  # files of `todo` done in this run
-        with results, StopBetweenChunks() as stop:
+        with (
+            results,
+            StopBetweenChunks() as stop,
+            scored_chunks(todo, batch, source, score, workers) as scored,
+        ):
             with tqdm(total=len(todo), unit="img", desc="scan", disable=not progress) as bar:
-                for group in chunks(todo, batch):
-                    rows, arrays = score_chunk(group, source, score)
+                for group, rows, arrays in scored:
                     results.append(rows)
                     for r in rows:
                         if "error" not in r and (r["is_ood"] or fdr is not None):
@@ -188,16 +199,35 @@ def scan(
         )
 
 
+@contextlib.contextmanager
+def scored_chunks(todo: list[str], batch: int, source: Source, score, workers: int | None):
+    """(group, its rows in order, arrays) per chunk of `todo`. A local scan decodes in worker
+    processes while this one scores; a remote one sends the files' bytes as they are."""
+    if not isinstance(score, LocalScorer):
+        yield ((g, *score_chunk(g, source, score)) for g in chunks(todo, batch))
+        return
+    if workers is None:
+        workers = default_workers() if len(todo) > batch else 0  # one chunk: not worth a pool's start
+    with Decoder(source, workers, score.max_pixels) as decoder:
+        groups = list(chunks(todo, batch))
+        yield ((g, *ordered_rows(g, *score.decoded(d))) for g, d in zip(groups, decoder.chunks(groups)))
+
+
 def score_chunk(group: list[str], source: Source, score) -> tuple[list[dict], dict[str, np.ndarray]]:
     """One row per name of `group`, in its order, and the arrays the scorer gave back."""
-    rows, items = {}, []
+    rows, items = [], []
     for name in group:
         try:
             items.append((name, source.read(name)))
         except DataError as e:
-            rows[name] = {"path": name, "error": str(e)}
+            rows.append({"path": name, "error": str(e)})
     got, arrays = score(items) if items else ([], {})
-    rows.update({r["path"]: r for r in got})
+    return ordered_rows(group, rows + got, arrays)
+
+
+def ordered_rows(group: list[str], got: list[dict], arrays: dict) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """`got` in the order of `group`, each error also said on stderr."""
+    rows = {r["path"]: r for r in got}
     ordered = [rows.get(n, {"path": n, "error": f"{n}: not scored"}) for n in group]
     for r in ordered:
         if "error" in r:

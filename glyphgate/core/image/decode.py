@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from glyphgate.core.errors import GlyphgateError, RequestError
-from glyphgate.core.image.preprocess import on_white, pil_to_gray, prepare, prepare_many
+from glyphgate.core.image.preprocess import gray_array, on_white, prepare_many
 
 # Formats a scanning pipeline sends; anything else is refused before a decoder runs.
 FORMATS = ["PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM"]
@@ -47,7 +47,7 @@ class BadImage(RequestError):
 
 def decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     """bytes -> float32 [1, 1, 56, 56] in [-1, 1], or BadImage naming the upload and the problem."""
-    return prepare(load_gray(data, name, max_pixels))
+    return prepare_many([load_gray(data, name, max_pixels)])
 
 
 def decode_many(
@@ -167,7 +167,8 @@ def _copied_in_strips(im: Image.Image) -> np.ndarray:
 
 
 def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:
-    """bytes -> the grey (H, W) float array preprocessing starts from; BadImage when unusable."""
+    """bytes -> the grey (H, W) array preprocessing starts from (uint8 for 8-bit scans, else
+    float32); BadImage when unusable."""
     if not data:
         raise BadImage(f"{name}: empty file (0 bytes)")
     head = data[:64].lstrip()
@@ -177,7 +178,7 @@ def load_gray(data: bytes, name: str, max_pixels: int) -> np.ndarray:
             f"{name}: looks like a URL, not image bytes; upload the file itself (URLs are never fetched)"
         )
     with open_image(data, name, max_pixels) as im:
-        return pil_to_gray(im)
+        return gray_array(im)
 
 
 def _head(path: str | Path) -> bytes:

@@ -16,7 +16,8 @@ the result in a tensor for training and calibration.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,12 +36,19 @@ def pil_to_gray(img: Image.Image) -> np.ndarray:
     Transparency is composited onto white, since a transparent region of a scan is paper,
     not ink. Bit depth does not matter: min-max scaling follows.
     """
-    img = on_white(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        img = img.convert("F")
-    elif img.mode not in ("L", "F"):
-        img = img.convert("L")
-    return np.asarray(_box_reduce(img), dtype=np.float32)
+    return gray_array(img).astype(np.float32, copy=False)
+
+
+def gray_array(img: Image.Image) -> np.ndarray:
+    """Any PIL mode -> the grey (H, W) array `prepare_many` takes: uint8 for 8-bit scans (a
+    quarter of a float copy), float32 for deeper ones; box-reduced when huge. It never shares
+    memory with `img`, so the caller may close it."""
+    gray = on_white(img)
+    if gray.mode in ("I;16", "I;16B", "I;16L", "I"):
+        gray = gray.convert("F")
+    elif gray.mode not in ("L", "F"):
+        gray = gray.convert("L")
+    return np.asarray(_box_reduce(gray))
 
 
 def on_white(img: Image.Image) -> Image.Image:
@@ -68,10 +76,8 @@ def _box_reduce(img: Image.Image) -> Image.Image:
 
 
 def _as_batch(x) -> np.ndarray:
-    """Tensor / ndarray / PIL image -> float32 array (N, H, W)."""
-    if isinstance(x, Image.Image):
-        x = pil_to_gray(x)
-    elif hasattr(x, "detach"):  # a torch tensor, without importing torch here
+    """Tensor / ndarray -> float32 array (N, H, W)."""
+    if hasattr(x, "detach"):  # a torch tensor, without importing torch here
         x = x.detach().cpu().numpy()
     if not isinstance(x, np.ndarray):
         raise TypeError(f"cannot preprocess an object of type {type(x).__name__}")
@@ -85,58 +91,103 @@ def _as_batch(x) -> np.ndarray:
     return x
 
 
-def _fit_pad(img: np.ndarray, size: int) -> np.ndarray:
-    """One (H, W) image in [0, 1] -> longer side `size` (antialiased bilinear), the other side
-    padded symmetrically to `size` with the paper colour."""
-    h, w = img.shape
-    if (h, w) == (size, size):
-        return img
-    if max(h, w) != size:
-        # The short side rounds down, as torchvision's resize(size=None, max_size=size) does.
-        nh, nw = (size, max(1, int(size * w / h))) if h >= w else (max(1, int(size * h / w)), size)
-        img = np.asarray(
-            Image.fromarray(np.ascontiguousarray(img), mode="F").resize((nw, nh), Image.BILINEAR)
-        )
-        h, w = nh, nw
-    paper = np.median(np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]))
-    out = np.full((size, size), paper, np.float32)
-    top, left = (size - h) // 2, (size - w) // 2
-    out[top : top + h, left : left + w] = img
-    return out
+def _singles(images: Sequence) -> Iterator[np.ndarray]:
+    """Each image of `images` (PIL images, arrays or tensors of one or many) on its own, as a
+    grey (H, W) array: uint8 for 8-bit scans (never copied to float one by one), else float32."""
+    for im in images:
+        if isinstance(im, Image.Image):
+            yield gray_array(im)
+        else:
+            yield from _as_batch(im)
+
+
+def _target(h: int, w: int, size: int) -> tuple[int, int]:
+    """The resized (h, w): longer side `size`; the short side rounds down, as torchvision's
+    resize(size=None, max_size=size) does."""
+    return (size, max(1, int(size * w / h))) if h >= w else (max(1, int(size * h / w)), size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resize_weights(n_in: int, n_out: int) -> np.ndarray:
+    """The (n_out, n_in) matrix of Pillow's antialiased bilinear resize along one axis (its
+    precompute_coeffs: a triangle filter widened by the scale when shrinking, each row
+    normalised). Resizing an image is then two small matrix products, where Pillow's resize
+    costs 20-40 us of Python per image. tests/test_preprocess.py holds it to Pillow's and
+    torchvision's resize."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    center = (np.arange(n_out) + 0.5) * scale
+    first = np.maximum((center - support + 0.5).astype(int), 0)
+    stop = np.minimum((center + support + 0.5).astype(int), n_in)
+    taps = np.arange(n_in)[None, :]
+    k = np.clip(1.0 - np.abs((taps - center[:, None] + 0.5) / support), 0.0, None)
+    k[(taps < first[:, None]) | (taps >= stop[:, None])] = 0.0
+    weights = (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
+    weights.flags.writeable = False
+    return weights
+
+
+def _fit_pad_into(out: np.ndarray, a: np.ndarray, size: int) -> None:
+    """One grey (H, W) image -> `out` (size, size), raw values: longer side `size` (antialiased
+    bilinear), the other side padded symmetrically with the paper colour (the median of the
+    resized image's border). Raw values, because resizing and padding are linear and
+    order-preserving: min-max scaling afterwards is scaling before, without a float copy first."""
+    h, w = a.shape
+    nh, nw = _target(h, w, size)
+    r = a if (nh, nw) == (h, w) else _resize_weights(h, nh) @ a.astype(np.float32) @ _resize_weights(w, nw).T
+    if (nh, nw) != (size, size):
+        out[:] = _median(np.concatenate((r[0], r[-1], r[:, 0], r[:, -1])))
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[top : top + nh, left : left + nw] = r
+
+
+def _median(v: np.ndarray) -> np.float32:
+    """np.median of a float vector, without its generic machinery (10 us a call)."""
+    v = v.astype(np.float32, copy=False)
+    k = len(v) // 2
+    if len(v) % 2:
+        return np.partition(v, k)[k]
+    low, high = np.partition(v, (k - 1, k))[k - 1 : k + 1]
+    return (low + high) / np.float32(2)
+
+
+def _normalised(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Raw (N, size, size) values and each image's (min, max) -> (N, 1, size, size) in [-1, 1],
+    in place on `x`."""
+    span = hi - lo
+    np.subtract(x, lo[:, None, None], out=x)
+    np.divide(x, np.where(span > 0, span, 1.0)[:, None, None], out=x)
+    # A flat image holds no ink: show it as blank paper rather than dividing by zero.
+    x[span <= 0] = 1.0
+    np.multiply(x, np.float32(2.0), out=x)
+    np.subtract(x, np.float32(1.0), out=x)
+    np.clip(x, -1.0, 1.0, out=x)
+    return x[:, None]
 
 
 def prepare(x, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Images of one size -> float32 array (N, 1, size, size) in [-1, 1].
+    """Images -> float32 array (N, 1, size, size) in [-1, 1].
 
     Accepts a PIL image, a numpy array or tensor shaped (H,W), (N,H,W) or (N,1,H,W), any
     numeric dtype. Images of different sizes go through `prepare_many`.
     """
-    x = _as_batch(x)
-    lo = x.min(axis=(1, 2), keepdims=True)
-    span = x.max(axis=(1, 2), keepdims=True) - lo
-    # A flat image holds no ink: show it as blank paper rather than dividing by zero.
-    x = np.where(span > 0, (x - lo) / np.maximum(span, 1e-12), np.float32(1.0)).astype(np.float32)
-    if x.shape[1:] != (size, size):
-        x = np.stack([_fit_pad(im, size) for im in x]) if len(x) else np.empty((0, size, size), np.float32)
-    return np.clip(x * np.float32(2.0) - np.float32(1.0), -1.0, 1.0)[:, None].astype(np.float32)
+    return prepare_many([x], size)
 
 
 def prepare_many(images: Sequence, size: int = IMAGE_SIZE) -> np.ndarray:
-    """A sequence of single images of any sizes -> (N, 1, size, size); equal sizes are batched."""
-    batches = [_as_batch(im) for im in images]
-    out = np.empty((sum(len(b) for b in batches), 1, size, size), np.float32)
-    by_shape: dict[tuple, list[int]] = {}
-    for i, b in enumerate(batches):
-        by_shape.setdefault(b.shape[1:], []).append(i)
-    offsets = np.cumsum([0] + [len(b) for b in batches])
-    for idx in by_shape.values():
-        y = prepare(np.concatenate([batches[i] for i in idx]), size)
-        k = 0
-        for i in idx:
-            n = len(batches[i])
-            out[offsets[i] : offsets[i] + n] = y[k : k + n]
-            k += n
-    return out
+    """A sequence of images of any sizes (PIL images, (H,W) arrays, or batches) -> (N, 1, size,
+    size). Every model input glyphgate makes goes through here: each image is resized and padded
+    into one preallocated batch, which is then scaled in one pass."""
+    singles = list(_singles(images))
+    out = np.empty((len(singles), size, size), np.float32)
+    lo, hi = np.empty(len(singles), np.float32), np.empty(len(singles), np.float32)
+    for i, a in enumerate(singles):
+        lo[i], hi[i] = a.min(), a.max()
+        if a.shape == (size, size):
+            out[i] = a
+        else:
+            _fit_pad_into(out[i], a, size)
+    return _normalised(out, lo, hi)
 
 
 def preprocess(x, size: int = IMAGE_SIZE) -> "torch.Tensor":
