@@ -5,6 +5,7 @@ epoch, its resume for a second, and `glyphgate export` of the first run's checkp
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,23 +23,29 @@ GLYPHGATE = Path(sys.executable).with_name("glyphgate")
 LAUNCHER_VARS = ("LOCAL_RANK", "RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-def glyphgate(*args: str, timeout: int = 240) -> subprocess.Popen:
+def ddp_train(corpus, run: Path, *extra: str) -> subprocess.Popen:
+    """`glyphgate train --devices 2 --strategy ddp` started in a session of its own: Lightning
+    starts rank 1 as its child, and a hung run is killed with both ranks."""
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
+    args = ["train", "--data", str(corpus), "--out", str(run), "--devices", "2", "--strategy", "ddp"]
     return subprocess.Popen(
-        [str(GLYPHGATE), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [str(GLYPHGATE), *args, *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
 def finish(proc: subprocess.Popen, timeout: int = 240) -> str:
-    out, err = proc.communicate(timeout=timeout)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     assert proc.returncode == 0, err[-3000:]
     return out
-
-
-def ddp_train(corpus, run: Path, *extra: str) -> subprocess.Popen:
-    return glyphgate(
-        "train", "--data", str(corpus), "--out", str(run), "--devices", "2", "--strategy", "ddp", *extra
-    )
 
 
 def load_ckpt(run: Path) -> dict:
@@ -47,7 +54,8 @@ def load_ckpt(run: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def ddp_runs(tiny_corpus, tmp_path_factory):
-    """(first run, its stdout, its checkpoint as it was, the resumed run, the first's export)."""
+    """The first run (folder, stdout, metrics, checkpoint as it was), the resumed run's metrics and
+    checkpoint, and the first run's export."""
     root = tmp_path_factory.mktemp("ddp")
     # one warm-up step: TINY's five would make the 1-epoch run's schedule a plain cosine (its 4
     # steps are too few to warm up) and the 2-epoch resume's warm-up + cosine, and a schedule
@@ -60,10 +68,12 @@ def ddp_runs(tiny_corpus, tmp_path_factory):
     exported, kept = root / "artifacts", root / "first.ckpt"
     shutil.copyfile(run / "checkpoints" / "last.ckpt", kept)  # the resume replaces last.ckpt
     resume = ddp_train(tiny_corpus, run, "--resume", "--max-epochs", "2")
-    # exported here while the resume's rank 0 starts up on one core (imports, data) and its
-    # rank 1 has not been launched yet
-    assert main(["export", "--ckpt", str(kept), "--out", str(exported)]) == 0
-    finish(resume)
+    try:
+        # exported here while the resume's rank 0 starts up on one core (imports, data) and
+        # its rank 1 has not been launched yet
+        assert main(["export", "--ckpt", str(kept), "--out", str(exported)]) == 0
+    finally:
+        finish(resume)
     return {
         "run": run,
         "stdout": first_out,
@@ -81,8 +91,9 @@ def test_both_ranks_train_one_model(ddp_runs):
     assert dist["world_size"] == 2 and dist["strategy"] == "DDPStrategy"
     ranks = dist["ranks"]
     assert [r["rank"] for r in ranks] == [0, 1]
-    # each rank took a shard of the epoch, and the same number of steps
+    # each rank took a shard of the epoch, and the same number of steps, and timed them
     assert ranks[0]["end_step"] == ranks[1]["end_step"] == ddp_runs["ckpt"]["global_step"] > 0
+    assert all(r["step_s"] > 0 and r["threads"] >= 1 for r in ranks)
     # DDP averaged the gradients: one set of weights, and one informative init (fitted alike)
     assert ranks[0]["net_sha256"] == ranks[1]["net_sha256"]
     assert ranks[0]["init_sha256"] == ranks[1]["init_sha256"]

@@ -3,6 +3,7 @@ of the replay buffer, where to resume after a divergence, and what every rank of
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -52,14 +53,17 @@ class DivergenceGuard(pl.Callback):
 
 class RankRecord(pl.Callback):
     """What each process of the run started from and ended with, gathered for rank 0's
-    metrics.json: its step counts, and hashes of its weights, informative init and replay
-    buffer. Under DDP the weights and the init must hash alike on every rank (one model) and the
-    buffers must not (each rank its own chains); after a resume the buffers' start hashes are
-    those of the chains the checkpoint kept for each rank."""
+    metrics.json: its step counts and seconds per training step, its torch threads, and hashes
+    of its weights, informative init and replay buffer. Under DDP the weights and the init must
+    hash alike on every rank (one model) and the buffers must not (each rank its own chains);
+    after a resume the buffers' start hashes are those of the chains the checkpoint kept for
+    each rank."""
 
     def __init__(self):
         self.ranks: list[dict] = []
         self._start: dict = {}
+        self._step_s: list[float] = []
+        self._t0 = 0.0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
         self._start = {
@@ -67,11 +71,25 @@ class RankRecord(pl.Callback):
             "buffer_sha256_start": state_sha256({"chains": pl_module.buffer.chains}),
         }
 
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch, batch_idx: int) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._step_s.append(time.perf_counter() - self._t0)
+
+    def step_seconds(self) -> float | None:
+        """Mean seconds of one training step (forward, SGLD, backward with DDP's gradient
+        averaging, optimiser), the first step left out: it pays for allocations and warm-up."""
+        timed = self._step_s[1:]
+        return sum(timed) / len(timed) if timed else None
+
     def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
         mine = {
             "rank": trainer.global_rank,
             **self._start,
             "end_step": trainer.global_step,
+            "step_s": self.step_seconds(),
+            "threads": torch.get_num_threads(),
             "net_sha256": state_sha256(pl_module.net.state_dict()),
             "init_sha256": state_sha256(pl_module.init.state_dict()),
             "buffer_sha256_end": state_sha256({"chains": pl_module.buffer.chains}),

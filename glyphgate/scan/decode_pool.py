@@ -64,7 +64,7 @@ def _start_worker(path: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    _source = Source(Path(path), load_settings())
+    _source = Source(Path(path), load_settings(), listed=False)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -100,14 +100,24 @@ class Decoder:
             for names in groups:
                 yield decode_chunk(self.source, names, self.max_pixels)
             return
-        ahead: deque[Future] = deque()
+        ahead: deque[tuple[list[str], Future]] = deque()
         groups = iter(groups)
-        for names in groups:  # keep every worker busy and one chunk more, no further ahead
-            ahead.append(self.pool.submit(_decode_in_worker, names, self.max_pixels))
-            if len(ahead) > self.workers:
-                yield ahead.popleft().result()
-        while ahead:
-            yield ahead.popleft().result()
+        while True:
+            # a few chunks queued per worker, no further ahead: memory stays flat
+            while len(ahead) < 2 * self.workers + 2:
+                names = next(groups, None)
+                if names is None:
+                    break
+                ahead.append((names, self.pool.submit(_decode_in_worker, names, self.max_pixels)))
+            if not ahead:
+                return
+            names, future = ahead.popleft()
+            # Not started yet (the workers are still starting, or busy): this process decodes it
+            # rather than wait idle, so a scan never waits for its pool and no core is left over.
+            if not future.done() and future.cancel():
+                yield decode_chunk(self.source, names, self.max_pixels)
+            else:
+                yield future.result()
 
     def close(self) -> None:
         if self.pool is not None:

@@ -83,7 +83,7 @@ class LocalScorer:
         rows = [{"path": name, "error": error} for name, error in chunk.errors.items()]
         arrays = {name: chunk.x[j : j + 1] for j, name in enumerate(chunk.names)}
         if chunk.names:
-            for name, r in zip(chunk.names, self.scorer.classify(chunk.x)):
+            for name, r in zip(chunk.names, self.scorer.rows(chunk.x)):
                 rows.append({"path": name, **{k: r[k] for k in VERDICT}})
         return rows, arrays
 

@@ -51,7 +51,7 @@ def _ray():
 def _open_source(path: str) -> Source:
     """One open folder, ZIP or manifest per worker process (Ray reuses them across tasks): a
     ZIP's directory is read once, not once per batch."""
-    return Source(Path(path), load_settings())
+    return Source(Path(path), load_settings(), listed=False)
 
 
 def decode_batch(batch: dict, source: str, max_pixels: int) -> dict:
@@ -92,7 +92,7 @@ class ScoreBatch:
             "error": batch["error"],
         }
         if len(ok):
-            for i, v in zip(ok, self.scorer.classify(batch["x"][ok])):
+            for i, v in zip(ok, self.scorer.rows(batch["x"][ok])):
                 for k in VERDICT:
                     out[k][i] = np.nan if v[k] is None else v[k]
         return out
@@ -231,7 +231,7 @@ def _run(
         if not progress:  # Ray Data's plan and progress lines are its progress report
             logging.getLogger("ray.data").setLevel(logging.WARNING)
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        workers = workers or max(1, cpus // 2)
+        workers = workers or cpus
         # one block per batch: each decode task takes one batch, and the actors see full batches
         ds = ray.data.from_items(
             [{"index": i, "path": n} for i, n in todo], override_num_blocks=max(1, -(-len(todo) // batch))
@@ -241,7 +241,7 @@ def _run(
             batch_size=batch,
             batch_format="numpy",
             fn_kwargs={"source": str(path), "max_pixels": settings.max_pixels},
-            num_cpus=1,
+            num_cpus=0.5,
         )
         ds = ds.map_batches(
             ScoreBatch,
@@ -252,7 +252,9 @@ def _run(
             num_cpus=0.5,
         )
         write = ds.write_parquet if shard_format == "parquet" else ds.write_csv
-        write(str(shards))
+        # A shard is a few KB: its write must not wait for a CPU the scorers hold, and a few
+        # writers keep up with many scorers (more would start a worker process each).
+        write(str(shards), ray_remote_args={"num_cpus": 0.1}, concurrency=max(1, workers // 4))
     finally:
         if started_here:
             ray.shutdown()

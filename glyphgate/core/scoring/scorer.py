@@ -89,6 +89,19 @@ class Scorer:
             )
         return out
 
+    def rows(self, x: np.ndarray) -> list[dict]:
+        """The VERDICT fields only (label, confidence, energy, p-value, flag), for batch scans
+        that write rows: no top-k lists to build and throw away, one numpy pass a batch."""
+        logits, energy = self.run(x)
+        probs = softmax(logits, self.temperature)
+        best = probs.argmax(1)
+        confidence = probs[np.arange(len(best)), best]
+        verdicts = self._verdicts(logits, energy)
+        return [
+            {"label": self.classes[b], "confidence": float(c), **v}
+            for b, c, v in zip(best, confidence, verdicts)
+        ]
+
     def classify_crops(
         self, crops: list[np.ndarray], alpha: float | None = None
     ) -> tuple[list[dict], np.ndarray]:
