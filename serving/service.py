@@ -32,6 +32,7 @@ from glyphgate.core.contract.settings import load as load_settings
 from glyphgate.core.errors import ConfigError, GlyphgateError, RequestError
 from glyphgate.core.image.decode import BadImage, decode_many, is_heavy
 from glyphgate.core.image.grid import grid_image, input_image
+from glyphgate.core.image.preprocess import single_threaded_blas
 from glyphgate.core.scoring.scorer import Scorer
 from serving.endpoints import Endpoints, Unavailable, refusal
 from serving.forms import Files, Upload
@@ -154,6 +155,7 @@ class Gate:
         self.metrics = GateMetrics(self.calibration["threshold"])
         self.heavy = background_pool()
         self.scorer = Scorer.from_calibration(SETTINGS.artifacts, self.calibration, SETTINGS.ort_threads)
+        single_threaded_blas()
         # Everything loaded so far lives as long as the worker: keep it out of the garbage
         # collector's full passes, which otherwise walk ~100k objects (~25 ms) in a request.
         gc.freeze()

@@ -24,6 +24,7 @@ import numpy as np
 from glyphgate.core.contract.settings import load as load_settings
 from glyphgate.core.errors import DataError
 from glyphgate.core.image.decode import decode_many
+from glyphgate.core.image.preprocess import single_threaded_blas
 from glyphgate.scan.sources import Source
 
 
@@ -64,6 +65,7 @@ def _start_worker(path: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    single_threaded_blas()
     _source = Source(Path(path), load_settings(), listed=False)
 
 

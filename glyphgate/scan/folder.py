@@ -23,7 +23,7 @@ from glyphgate.core.contract.artifacts import load_calibration
 from glyphgate.core.contract.settings import load as load_settings
 from glyphgate.core.errors import DataError, GlyphgateError
 from glyphgate.core.image.decode import decode, decode_many
-from glyphgate.core.image.preprocess import prepare_many
+from glyphgate.core.image.preprocess import prepare_many, single_threaded_blas
 from glyphgate.core.scoring.scorer import VERDICT
 from glyphgate.scan.decode_pool import Decoded, Decoder, default_workers
 from glyphgate.scan.results import SHEET_MAX, ResultsFile, TopK, write_reports
@@ -71,6 +71,7 @@ class LocalScorer:
 
         cal, settings = load_calibration(artifacts), load_settings()
         self.scorer = Scorer.from_calibration(artifacts, cal, settings.ort_threads)
+        single_threaded_blas()  # this process scores (and prepares when it has no workers)
         self.name = str(artifacts)
         self.max_pixels = settings.max_pixels
 

@@ -27,7 +27,7 @@ import numpy as np
 from glyphgate.core.contract.artifacts import load_calibration
 from glyphgate.core.contract.settings import load as load_settings
 from glyphgate.core.errors import ConfigError, DataError
-from glyphgate.core.image.preprocess import SHAPE
+from glyphgate.core.image.preprocess import SHAPE, single_threaded_blas
 from glyphgate.core.scoring.scorer import VERDICT
 from glyphgate.scan.decode_pool import decode_chunk
 from glyphgate.scan.results import RESULTS, SHEET_MAX, ResultsFile, TopK, write_reports
@@ -76,6 +76,7 @@ class ScoreBatch:
     def __init__(self, artifacts: str, threads: int):
         from glyphgate.core.scoring.scorer import Scorer
 
+        single_threaded_blas()
         self.scorer = Scorer.from_calibration(Path(artifacts), load_calibration(Path(artifacts)), threads)
 
     def __call__(self, batch: dict) -> dict:
