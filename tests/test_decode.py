@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bomb_png import png_header_only
 
@@ -72,3 +73,40 @@ def test_pages_decode_to_8_bit_grey(monkeypatch):
     monkeypatch.setattr(decode, "STRIP_BYTES", 20)  # strips of 2 rows, the last one short
     page = Image.fromarray(np.random.default_rng(0).integers(0, 256, (51, 7), np.uint8))
     assert np.array_equal(gray8(page), np.asarray(page))
+
+
+def test_grey_pngs_take_opencv_and_decode_to_pillows_pixels(tmp_path):
+    """The fast path (8-bit grey PNG, no transparency) gives Pillow's pixels; every other PNG,
+    and every damaged one, is Pillow's."""
+    import io
+
+    from PIL import Image
+
+    from glyphgate.core.image import decode
+    from glyphgate.core.image.preprocess import gray_array
+
+    rng = np.random.default_rng(3)
+    grey = [rng.integers(0, 256, (h, w), dtype=np.uint8) for h, w in [(1, 1), (37, 12), (56, 56), (90, 300)]]
+    pngs = []
+    for a in grey:
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, format="PNG")
+        pngs.append(buf.getvalue())
+    for data, a in zip(pngs, grey):
+        assert decode._grey_png(data, 10**9) is not None
+        assert np.array_equal(decode.load_gray(data, "g.png", 10**9), a)
+    others = []
+    for mode in ("RGB", "LA", "P", "I;16"):
+        buf = io.BytesIO()
+        Image.fromarray(grey[1]).convert(mode).save(buf, format="PNG")
+        others.append(buf.getvalue())
+    buf = io.BytesIO()
+    Image.fromarray(grey[1]).save(buf, format="PNG", transparency=0)
+    others.append(buf.getvalue())
+    for data in others:
+        assert decode._grey_png(data, 10**9) is None
+        with Image.open(io.BytesIO(data)) as im:
+            assert np.array_equal(decode.load_gray(data, "o.png", 10**9), gray_array(im))
+    assert decode._grey_png(pngs[1][: len(pngs[1]) // 2], 10**9) is None
+    with pytest.raises(BadImage, match="truncated"):
+        decode.load_gray(pngs[1][: len(pngs[1]) // 2], "cut.png", 10**9)

@@ -63,7 +63,8 @@ def add_scan_arguments(p):
         type=int,
         default=None,
         help="processes that read and decode the files while ONNX Runtime scores (default: one per core "
-        "for a local scan of more than one batch; 0: decode in the scan's own process)",
+        "for a local scan of more than one batch; 0: decode in the scan's own process); with --engine ray: "
+        "the scoring actors, each one ONNX Runtime session (default: one per cluster CPU)",
     )
     p.add_argument(
         "--engine",

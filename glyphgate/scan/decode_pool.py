@@ -58,20 +58,22 @@ def default_workers() -> int:
 _source: Source | None = None  # the worker's own open folder or ZIP
 
 
-def _start_worker(path: str) -> None:
+def _start_worker(path: str, parent: int) -> None:
     global _source
     # Ctrl-C reaches the whole process group: the scan's own process decides when to stop (after
     # the chunk in flight), so a worker must not die under it with half a chunk.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     single_threaded_blas()
     _source = Source(Path(path), load_settings(), listed=False)
 
 
 def _exit_with_parent(parent: int) -> None:
     """A scan killed by SIGKILL cannot stop its workers, and they would wait on its queue for
-    ever (holding its stdout and stderr open): each leaves on its own once its parent is gone."""
+    ever (holding its stdout and stderr open): each leaves on its own once its parent is gone.
+    The parent's pid comes from the parent: a worker that starts after the kill already has
+    another parent (init), and must leave at once rather than watch that one."""
     while os.getppid() == parent:
         time.sleep(0.2)
     os._exit(0)
@@ -94,7 +96,7 @@ class Decoder:
                 workers,
                 mp_context=get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(str(source.path),),
+                initargs=(str(source.path), os.getpid()),
             )
 
     def chunks(self, groups: Iterable[list[str]]) -> Iterator[Decoded]:

@@ -165,7 +165,8 @@ def scan_with_ray(
     fdr: float | None = None,
 ) -> dict:
     """Score every file of `path` on a Ray cluster (`address`, else a local one) into `out`.
-    `workers`: the actor pool's size (default: half the cluster's CPUs, the rest decode)."""
+    `workers`: the actor pool's size (default: one per cluster CPU; on CPUs Ray runs the decode map
+    fused into the actors, so each actor reads, decodes and scores its batches)."""
     from glyphgate.scan.folder import FIELDS, fdr_cut, read_again
 
     if shard_format not in FORMATS:
