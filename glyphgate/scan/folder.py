@@ -71,7 +71,6 @@ class LocalScorer:
 
         cal, settings = load_calibration(artifacts), load_settings()
         self.scorer = Scorer.from_calibration(artifacts, cal, settings.ort_threads)
-        single_threaded_blas()  # this process scores (and prepares when it has no workers)
         self.name = str(artifacts)
         self.max_pixels = settings.max_pixels
 
@@ -164,6 +163,7 @@ def scan(
         with (
             results,
             StopBetweenChunks() as stop,
+            single_threaded_blas(),  # for the images this process prepares beside ORT and the workers
             scored_chunks(todo, batch, source, score, workers) as scored,
         ):
             with tqdm(total=len(todo), unit="img", desc="scan", disable=not progress) as bar:

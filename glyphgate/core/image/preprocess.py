@@ -127,15 +127,16 @@ def _resize_weights(n_in: int, n_out: int) -> np.ndarray:
     return weights
 
 
-def single_threaded_blas() -> None:
-    """BLAS on one thread in this process, for processes that prepare images and nothing else
-    heavy with numpy (scan workers, the server's scoring workers, Ray actors). The resize's
-    matrix products are tiny (56 x 60 x 40): OpenBLAS splits them over its threads anyway, and
-    beside ONNX Runtime, other workers or the server's decode threads that waking costs more than
-    the product (the server's /score_batch: 1,860 images/s with it, 3,647 without)."""
+def single_threaded_blas():
+    """BLAS on one thread while images are prepared beside other work (scan workers and the
+    scan's loop, the server's scoring workers, Ray actors), restored when used as a context
+    manager. The resize's matrix products are tiny (56 x 60 x 40): OpenBLAS splits them over its
+    threads anyway, and beside ONNX Runtime, other workers or the server's decode threads that
+    waking costs more than the product (the server's /score_batch: 1,860 images/s with it, 3,647
+    without)."""
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1, user_api="blas")
+    return threadpool_limits(1, user_api="blas")
 
 
 def _fit_pad_into(out: np.ndarray, a: np.ndarray, size: int) -> None:
