@@ -183,6 +183,10 @@ def prepare(x, size: int = IMAGE_SIZE) -> np.ndarray:
     Accepts a PIL image, a numpy array or tensor shaped (H,W), (N,H,W) or (N,1,H,W), any
     numeric dtype. Images of different sizes go through `prepare_many`.
     """
+    if not isinstance(x, Image.Image):
+        batch = _as_batch(x)
+        if batch.shape[1:] == (size, size):  # a training batch: no per-image work, one pass
+            return _normalised(batch.copy(), batch.min(axis=(1, 2)), batch.max(axis=(1, 2)))
     return prepare_many([x], size)
 
 
