@@ -27,14 +27,21 @@ from glyphgate.core.image.preprocess import prepare
 
 
 def paper_level(x: torch.Tensor) -> float:
-    """The paper's value: the median of the border, as preprocessing pads with."""
-    return float(torch.cat([x[0, 0], x[0, -1], x[0, :, 0], x[0, :, -1]]).median())
+    """The paper's value: the median of the border, as preprocessing pads with (the lower of
+    the two middle values, as torch.median takes it)."""
+    a = x[0].numpy()
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    k = (len(border) - 1) // 2
+    return float(np.partition(border, k)[k])
 
 
 def renormalise(x: torch.Tensor) -> torch.Tensor:
     """Per-image min-max back to [-1, 1]: serving min-max scales every scan it receives."""
     lo, hi = x.min(), x.max()
     return torch.ones_like(x) if hi - lo < 1e-6 else (x - lo) / (hi - lo) * 2 - 1
+
+
+_FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
 
 def ink_box(x: torch.Tensor) -> tuple[int, int, int, int] | None:
@@ -47,12 +54,14 @@ def ink_box(x: torch.Tensor) -> tuple[int, int, int, int] | None:
     paper, ink = paper_level(x), float(img.min())
     if paper - ink < 0.2:
         return None
-    labels, n = ndimage.label(img < (paper + ink) / 2)
+    labels, n = ndimage.label(img < (paper + ink) / 2, structure=_FOUR_CONNECTED)
     if n == 0:
         return None
     h, w = img.shape
-    central = np.unique(labels[h // 3 : h - h // 3, w // 3 : w - w // 3])
-    keep = np.isin(labels, central[central > 0]) if (central > 0).any() else labels > 0
+    central = np.zeros(n + 1, dtype=bool)
+    central[labels[h // 3 : h - h // 3, w // 3 : w - w // 3]] = True
+    central[0] = False
+    keep = central[labels] if central.any() else labels > 0
     cols = np.flatnonzero(keep.any(0))
     # Dots, macrons and accents above or below the stem belong to the glyph.
     for sl_rows, sl_cols in ndimage.find_objects(labels):
@@ -75,17 +84,18 @@ def recrop(x: torch.Tensor, mode: str, margin: float = CROP_MARGIN) -> torch.Ten
 
 def binarise(x: torch.Tensor, method: str = "otsu", window: int = 15, k: float = 0.2) -> torch.Tensor:
     """Bitonal scan: global Otsu threshold, or Sauvola's local one (mean and deviation in a window)."""
-    u = (x + 1) / 2
+    u = ((x + 1) / 2).numpy()
     if method == "otsu":
-        thr = otsu(u.numpy(), bins=64, top=1.0)
+        thr = otsu(u, bins=64, top=1.0)
     else:
-        pad = window // 2
-        padded = F.pad(u[None], (pad,) * 4, mode="reflect")
-        mean = F.avg_pool2d(padded, window, stride=1)[0]
-        sq = F.avg_pool2d(padded**2, window, stride=1)[0]
-        std = (sq - mean**2).clamp_min(0).sqrt()
+        # Box means by scipy's separable filter ("mirror" is torch's reflect padding): a
+        # window-sized average pool costs window² per pixel, and was most of a training step's
+        # augmentation.
+        mean = ndimage.uniform_filter(u, (1, window, window), mode="mirror")
+        sq = ndimage.uniform_filter(u * u, (1, window, window), mode="mirror")
+        std = np.sqrt(np.maximum(sq - mean**2, 0))
         thr = mean * (1 + k * (std / 0.5 - 1))
-    out = torch.where(u > thr, 1.0, -1.0)
+    out = torch.from_numpy(np.where(u > thr, np.float32(1.0), np.float32(-1.0)))
     return out if out.min() < 0 else x  # a threshold that wipes the glyph out is no scan anyone keeps
 
 

@@ -114,6 +114,39 @@ def test_datamodule_batches(tiny_corpus):
     assert torch.equal(x_ood, dm.data.ood["ood_tb"]) and (y_ood == -1).all()
 
 
+@pytest.mark.parametrize("synthetic_share", [None, 0.5])
+def test_the_exposure_draw_gives_synthetic_and_real_negatives_their_shares(
+    tiny_corpus, tmp_path, synthetic_share
+):
+    rng = np.random.default_rng(0)
+    for folder, n in (("train/a", 4), ("train/ood/words", 30)):
+        (tmp_path / folder).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (20, 14), dtype=np.uint8)).save(
+                tmp_path / folder / f"{i}.png"
+            )
+    dm = GlyphDataModule(
+        str(tiny_corpus),
+        batch_size=8,
+        real_dir=str(tmp_path),
+        exposure_kinds=("solid_shapes", "rules_lines"),
+        exposure_share=0.2,
+        exposure_synthetic_share=synthetic_share,
+    )
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    # each part's summed draw weight: corpus glyphs, real glyphs, synthetic negatives, real ones
+    sizes = [len(d) for d in loader.dataset.datasets]
+    bounds = np.cumsum([0] + sizes)
+    weights = loader.sampler.weights.numpy()
+    shares = [weights[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])]
+    n_synthetic = len(dm.data.ood["solid_shapes"]) + len(dm.data.ood["rules_lines"])
+    assert sizes[2:] == [n_synthetic, 30]
+    synthetic = 0.5 if synthetic_share is not None else n_synthetic / (n_synthetic + 30)
+    assert shares[2] == pytest.approx(0.2 * synthetic) and shares[3] == pytest.approx(0.2 * (1 - synthetic))
+    assert sum(shares) == pytest.approx(1.0)
+
+
 # --- every bad-data case gets one clear error naming the file ---------------------------------
 
 

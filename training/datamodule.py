@@ -51,6 +51,7 @@ class GlyphDataModule(pl.LightningDataModule):
         real_share: float = 0.4,
         exposure_kinds: tuple[str, ...] = (),
         exposure_share: float = 0.125,
+        exposure_synthetic_share: float | None = None,
         classes: list[str] | None = None,
         ood_val_set: str | None = None,
     ):
@@ -60,6 +61,7 @@ class GlyphDataModule(pl.LightningDataModule):
         self.augment, self.real_dir, self.real_share = augment, real_dir, real_share
         self.px_plain = px_plain and augment
         self.exposure_kinds, self.exposure_share = tuple(exposure_kinds), exposure_share
+        self.exposure_synthetic_share = exposure_synthetic_share
         self.data: GlyphData | None = None
         self.real: dict = {}
 
@@ -72,6 +74,7 @@ class GlyphDataModule(pl.LightningDataModule):
             data_dir,
             batch_size=cfg.batch_size,
             seed=cfg.seed,
+            num_workers=cfg.data_workers(),
             augment=cfg.augment,
             px_plain=cfg.px_plain,
             real_dir=cfg.real_dir,
@@ -79,6 +82,7 @@ class GlyphDataModule(pl.LightningDataModule):
             real_share=cfg.real_share,
             exposure_kinds=kinds if uses_exposure(cfg.mode, cfg.oe_weight) else (),
             exposure_share=cfg.exposure_share,
+            exposure_synthetic_share=cfg.exposure_synthetic_share,
             ood_val_set=cfg.ood_val_set,
         )
 
@@ -93,12 +97,19 @@ class GlyphDataModule(pl.LightningDataModule):
                 self.exposure_kinds = tuple(self.data.ood)
             self.exposure_kinds = tuple(k for k in self.exposure_kinds if k in self.data.ood)
 
-    def exposure_negatives(self) -> torch.Tensor | None:
+    def exposure_negatives(self) -> list[tuple[torch.Tensor, float]]:
+        """The negatives as (images, share of the exposure draw) parts: the synthetic kinds and
+        the real training works' own non-glyphs, pooled by size unless exposure_synthetic_share
+        fixes the synthetic kinds' share."""
         assert self.data is not None, "call setup() first"
-        parts = [self.data.ood[k] for k in self.exposure_kinds]
-        if self.exposure_kinds and "ood" in self.real:
-            parts.append(self.real["ood"])
-        return torch.cat(parts) if parts else None
+        synthetic = [self.data.ood[k] for k in self.exposure_kinds]
+        real = [self.real["ood"]] if self.exposure_kinds and "ood" in self.real else []
+        parts = [torch.cat(p) for p in (synthetic, real) if p]
+        share = self.exposure_synthetic_share
+        if len(parts) == 2 and share is not None:
+            return [(parts[0], share), (parts[1], 1.0 - share)]
+        total = sum(len(p) for p in parts)
+        return [(p, len(p) / total) for p in parts]
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         assert self.data is not None, "call setup() first"
@@ -108,13 +119,14 @@ class GlyphDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=train,
             drop_last=train and len(x) > self.batch_size,
-            num_workers=self.num_workers,
+            # workers only pay where samples are augmented; a tensor split needs none
+            num_workers=self.num_workers if train else 0,
         )
 
     def train_dataloader(self) -> DataLoader:
         assert self.data is not None, "call setup() first"
         neg = self.exposure_negatives()
-        if not (self.augment or self.real or neg is not None):
+        if not (self.augment or self.real or neg):
             return self._loader("train", train=True)
         from corpus.augment import scan_augment
 
@@ -127,10 +139,11 @@ class GlyphDataModule(pl.LightningDataModule):
                 (parts[0][0], 1.0 - self.real_share),
                 (_Augmented(*self.real["train"], transform, plain), self.real_share),
             ]
-        if neg is not None:
+        if neg:
             parts = [(d, w * (1 - self.exposure_share)) for d, w in parts]
-            labels = torch.full((len(neg),), OOD_LABEL)
-            parts.append((_Augmented(neg, labels, transform, plain), self.exposure_share))
+            for images, share in neg:
+                labels = torch.full((len(images),), OOD_LABEL)
+                parts.append((_Augmented(images, labels, transform, plain), self.exposure_share * share))
         # Each part gets its share of every epoch whatever its size: 40k real glyphs must not
         # drown the corpus, nor 11k corpus glyphs drown 3k real ones.
         weights = torch.cat([torch.full((len(d),), w / len(d), dtype=torch.float64) for d, w in parts])
@@ -155,9 +168,7 @@ class GlyphDataModule(pl.LightningDataModule):
             ood = next(iter(self.data.ood.values()))
         if ood is not None:
             labels = torch.full((len(ood),), OOD_LABEL, dtype=torch.long)
-            loaders.append(
-                DataLoader(TensorDataset(ood, labels), batch_size=512, num_workers=self.num_workers)
-            )
+            loaders.append(DataLoader(TensorDataset(ood, labels), batch_size=512))
         return loaders
 
     def test_dataloader(self) -> DataLoader:

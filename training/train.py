@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -25,7 +26,7 @@ from training.module import JEMModule, energy_auroc
 
 # what a resume takes from its command line rather than from the run's config.json: how long, and
 # on how many processes (a run started on two may go on on one, and the other way round)
-PER_INVOCATION = ("max_epochs", "devices", "strategy")
+PER_INVOCATION = ("max_epochs", "devices", "strategy", "loader_workers")
 
 
 def energy_aurocs(module: JEMModule, data: GlyphData) -> dict[str, float]:
@@ -107,7 +108,8 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
         inference_mode=False,
     )
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    with step_threads(dm.num_workers):
+        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
     fit_s = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return None  # rank 0 evaluates the checkpoints it wrote and reports the run
@@ -127,6 +129,18 @@ def run_training(data_dir: str, out_dir: str, cfg: TrainConfig, resume: bool = F
     metrics["last"] = evaluate(dm, str(last))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
+
+
+@contextlib.contextmanager
+def step_threads(loader_workers: int):
+    """The training step's torch threads: the cores the loader's workers leave, restored after
+    (a test session trains in process, and later runs would inherit the count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads - loader_workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def trainer_for(cfg: TrainConfig, **settings) -> pl.Trainer:

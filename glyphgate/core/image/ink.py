@@ -17,8 +17,9 @@ def otsu(values: np.ndarray, bins: int = 256, top: float = 256.0) -> float:
     rescaled to [0, 1]: 64 bins)."""
     if bins == top:  # integer grey levels: a bincount is the histogram, and much faster
         hist = np.bincount(np.clip(values.ravel(), 0, bins - 1).astype(np.int64), minlength=bins)
-    else:
-        hist, _ = np.histogram(values.ravel(), bins=bins, range=(0.0, top))
+    else:  # bins of width top / bins; a power-of-two scale (64 bins of [0, 1]) is exact
+        idx = np.clip((values.ravel() * (bins / top)).astype(np.int64), 0, bins - 1)
+        hist = np.bincount(idx, minlength=bins)
     p = hist.astype(np.float64) / max(hist.sum(), 1)
     omega, mu = np.cumsum(p), np.cumsum(p * np.arange(bins))
     between = (mu[-1] * omega - mu) ** 2 / np.maximum(omega * (1 - omega), 1e-12)
