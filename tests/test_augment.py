@@ -48,6 +48,24 @@ def test_binarisation_is_bitonal_and_keeps_the_glyph():
         assert b[0, 20:38, 24:30].mean() < -0.9
 
 
+def test_sauvola_thresholds_at_the_windows_own_mean_and_deviation():
+    # Sauvola's rule written out: each pixel's window of the image mirrored at its edges (the
+    # edge pixel not repeated), thr = mean * (1 + k * (std / 0.5 - 1)); paper above it. Grain
+    # everywhere, so the windows at the edges decide pixels too.
+    x = torch.rand(1, 56, 56, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    u = ((x[0] + 1) / 2).double().numpy()
+    window, k, pad = 11, 0.3, 5
+    padded = np.pad(u, pad, mode="reflect")
+    want = np.empty_like(u)
+    for i in range(56):
+        for j in range(56):
+            w = padded[i : i + window, j : j + window]
+            want[i, j] = 1.0 if u[i, j] > w.mean() * (1 + k * (w.std() / 0.5 - 1)) else -1.0
+    got = A.binarise(x, "sauvola", window=window, k=k)[0].numpy()
+    assert (got != want).sum() <= 1  # float32 rounding at the threshold, at most
+    assert 200 < (want < 0).sum() < 56 * 56 - 200  # the rule has work to do here
+
+
 def test_stroke_weight_grows_and_shrinks_the_ink():
     x = _glyph()
     ink = lambda t: int((t < 0).sum())  # noqa: E731
