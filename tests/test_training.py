@@ -149,6 +149,26 @@ def test_config_rejects_a_bad_mode():
         TrainConfig(mode="gan")
 
 
+def test_only_the_classifier_loads_in_a_worker_and_the_step_gets_the_other_cores(monkeypatch):
+    import os
+
+    from training.train import step_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert TrainConfig(mode="classifier").data_workers() == 1
+    assert TrainConfig(mode="jem").data_workers() == 0  # the SGLD step keeps both cores busy
+    assert TrainConfig(mode="classifier", augment=False).data_workers() == 0
+    assert TrainConfig(mode="classifier", loader_workers=0).data_workers() == 0
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert TrainConfig(mode="classifier").data_workers() == 0
+    with pytest.raises(ConfigError):
+        TrainConfig(loader_workers=-1)
+    threads = torch.get_num_threads()
+    with step_threads(1):
+        inside = torch.get_num_threads()
+    assert inside == max(1, threads - 1) and torch.get_num_threads() == threads
+
+
 @pytest.mark.slow
 def test_last_checkpoint_is_the_newest_epoch(tiny_run):
     last = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
