@@ -73,11 +73,14 @@ class Scorer:
         logits, energy = self.run(x)
         return self._verdicts(logits, energy, alpha)
 
-    def classify(self, x: np.ndarray, alpha: float | None = None) -> list[dict]:
+    def _probs_and_verdicts(self, x: np.ndarray, alpha: float | None = None):
         logits, energy = self.run(x)
-        probs = softmax(logits, self.temperature)
+        return softmax(logits, self.temperature), self._verdicts(logits, energy, alpha)
+
+    def classify(self, x: np.ndarray, alpha: float | None = None) -> list[dict]:
+        probs, verdicts = self._probs_and_verdicts(x, alpha)
         out = []
-        for p, verdict in zip(probs, self._verdicts(logits, energy, alpha)):
+        for p, verdict in zip(probs, verdicts):
             top = np.argsort(-p)[:TOP_K]
             out.append(
                 {
@@ -92,11 +95,9 @@ class Scorer:
     def rows(self, x: np.ndarray) -> list[dict]:
         """The VERDICT fields only (label, confidence, energy, p-value, flag), for batch scans
         that write rows: no top-k lists to build and throw away, one numpy pass a batch."""
-        logits, energy = self.run(x)
-        probs = softmax(logits, self.temperature)
+        probs, verdicts = self._probs_and_verdicts(x)
         best = probs.argmax(1)
         confidence = probs[np.arange(len(best)), best]
-        verdicts = self._verdicts(logits, energy)
         return [
             {"label": self.classes[b], "confidence": float(c), **v}
             for b, c, v in zip(best, confidence, verdicts)
